@@ -13,6 +13,7 @@ import type {
   StateStore, TxnOp, TxnOpResult, TxnRequest, TxnResult, Watch, WatchEvent, WatchOptions,
 } from '../types.js';
 import { SCHEMA, prefixEnd } from './schema.js';
+import { OwnerLock } from './owner-lock.js';
 import { prepareStatements, type Statements, type KvRow, type LogRow } from './statements.js';
 
 export interface SqliteStoreOptions {
@@ -82,13 +83,27 @@ export class SqliteStore implements StateStore {
   private readonly watchers = new Set<Watcher>();
   private readonly sweepTimer: NodeJS.Timeout;
   private closed = false;
+  private pending: { request: TxnRequest; resolve: (r: TxnResult) => void; reject: (e: unknown) => void }[] = [];
+  /** One SQLite transaction for a group; each request runs in its own savepoint. */
+  private readonly runGroup: Database.Transaction<(group: { request: TxnRequest }[], out: unknown[]) => void>;
 
   private constructor(
     private readonly db: Database.Database,
     private readonly st: Statements,
     private readonly clock: Clock,
     sweepIntervalMs: number,
+    private readonly lock: OwnerLock,
   ) {
+    const one = db.transaction((request: TxnRequest) => this.applyTxn(request));
+    this.runGroup = db.transaction((group: { request: TxnRequest }[], out: unknown[]) => {
+      for (const { request } of group) {
+        try {
+          out.push({ ok: true, ...one(request) });
+        } catch (error) {
+          out.push({ ok: false, error });
+        }
+      }
+    });
     this.sweepTimer = setInterval(() => this.sweepExpiredLeases(), sweepIntervalMs);
     this.sweepTimer.unref();
   }
@@ -96,7 +111,14 @@ export class SqliteStore implements StateStore {
   /** Opens (creating if needed) the database file. */
   static async open(options: SqliteStoreOptions): Promise<SqliteStore> {
     mkdirSync(dirname(options.path), { recursive: true });
-    const db = new Database(options.path);
+    const lock = OwnerLock.acquire(`${options.path}.lock`);
+    let db: Database.Database;
+    try {
+      db = new Database(options.path);
+    } catch (err) {
+      lock.release();
+      throw new NexusError('NEXUS_E_STORE_UNAVAILABLE', { detail: `cannot open ${options.path}: ${(err as Error).message}` }, { cause: err });
+    }
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = FULL');
     db.pragma('busy_timeout = 5000');
@@ -106,7 +128,7 @@ export class SqliteStore implements StateStore {
     // As etcd does on restart: leases get a full TTL again, so downtime of the store itself does
     // not expire every lease at once.
     st.refreshLeases.run(clock());
-    return new SqliteStore(db, st, clock, options.sweepIntervalMs ?? 200);
+    return new SqliteStore(db, st, clock, options.sweepIntervalMs ?? 200, lock);
   }
 
   private check(): void {
@@ -161,24 +183,58 @@ export class SqliteStore implements StateStore {
     return { revision: r.revision, deleted: (r.results[0] as { deleted: number }).deleted };
   }
 
-  async txn(request: TxnRequest): Promise<TxnResult> {
-    this.check();
-    const run = this.db.transaction((): { result: TxnResult; batch?: WriteBatch } => {
-      const succeeded = request.compare.every((c) => {
-        const row = this.st.getKv.get(c.key) as KvRow | undefined;
-        return compareHolds(row ? toKv(row) : undefined, c);
-      });
-      const ops = succeeded ? request.success : request.failure ?? [];
-      const current = this.currentRevision();
-      const batch = new WriteBatch(current + 1);
-      const results = ops.map((op) => this.applyOp(op, batch));
-      if (batch.events.length > 0) this.st.setMeta.run(batch.revision, 'revision');
-      const revision = batch.events.length > 0 ? batch.revision : current;
-      return { result: { succeeded, revision, results }, ...(batch.events.length > 0 ? { batch } : {}) };
+  /**
+   * Transactions issued in the same tick are committed together (group commit): one SQLite
+   * transaction and one fsync for the whole group, each request in its own savepoint with its
+   * own revision, so a failing request rolls back alone. Nothing resolves before the group's
+   * commit is durable.
+   */
+  txn(request: TxnRequest): Promise<TxnResult> {
+    try {
+      this.check();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return new Promise((resolve, reject) => {
+      this.pending.push({ request, resolve, reject });
+      if (this.pending.length === 1) queueMicrotask(() => this.flush());
     });
-    const { result, batch } = run.immediate();
-    if (batch) this.publish(batch.events);
-    return result;
+  }
+
+  private flush(): void {
+    const group = this.pending;
+    this.pending = [];
+    if (this.closed) {
+      for (const p of group) p.reject(new NexusError('NEXUS_E_STORE_CLOSED'));
+      return;
+    }
+    const outcomes: ({ ok: true; result: TxnResult; batch?: WriteBatch } | { ok: false; error: unknown })[] = [];
+    try {
+      this.runGroup.immediate(group, outcomes);
+    } catch (err) {
+      for (const p of group) p.reject(err);
+      return;
+    }
+    group.forEach((p, i) => {
+      const o = outcomes[i]!;
+      if (!o.ok) return p.reject(o.error);
+      if (o.batch) this.publish(o.batch.events);
+      p.resolve(o.result);
+    });
+  }
+
+  private applyTxn(request: TxnRequest): { result: TxnResult; batch?: WriteBatch } {
+    const succeeded = request.compare.every((c) => {
+      const row = this.st.getKv.get(c.key) as KvRow | undefined;
+      return compareHolds(row ? toKv(row) : undefined, c);
+    });
+    const ops = succeeded ? request.success : request.failure ?? [];
+    const current = this.currentRevision();
+    const batch = new WriteBatch(current + 1);
+    const results = ops.map((op) => this.applyOp(op, batch));
+    if (batch.events.length > 0) this.st.setMeta.run(batch.revision, 'revision');
+    const revision = batch.events.length > 0 ? batch.revision : current;
+    return { result: { succeeded, revision, results }, ...(batch.events.length > 0 ? { batch } : {}) };
   }
 
   private applyOp(op: TxnOp, batch: WriteBatch): TxnOpResult {
@@ -315,10 +371,12 @@ export class SqliteStore implements StateStore {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    if (this.pending.length > 0) this.flush();
     this.closed = true;
     clearInterval(this.sweepTimer);
     for (const w of this.watchers) w.queue.close();
     this.watchers.clear();
     this.db.close();
+    this.lock.release();
   }
 }
