@@ -161,18 +161,19 @@ describe('API', () => {
     assert.match(r.json().error.message, /expired/);
   });
 
-  it('devices: an agent token registers a device that then lists with its capabilities', async () => {
+  it('devices: an agent (join) token joins a device, whose credential registers it; it then lists with its capabilities', async () => {
     const c = await inject({ method: 'POST', url: '/v1/tokens', headers: auth(), payload: { role: 'agent' } });
-    const agentTok = c.json().token as string;
-    const body = {
-      id: 'dev-test-1', name: 'box',
-      capabilities: { os: { platform: 'linux' }, cpu: { arch: 'x64', logicalCores: 8 }, memory: { totalBytes: 16 * 2 ** 30 }, gpus: [] },
-    };
+    const joinTok = c.json().token as string;
+    const capabilities = { os: { platform: 'linux' }, cpu: { arch: 'x64', logicalCores: 8 }, memory: { totalBytes: 16 * 2 ** 30 }, gpus: [] };
+    const joined = await inject({ method: 'POST', url: '/v1/join', headers: { authorization: `Bearer ${joinTok}` }, payload: { name: 'box', capabilities } });
+    assert.equal(joined.statusCode, 201);
+    const agentTok = joined.json().token as string;
+    const body = { id: joined.json().device.id as string, name: 'box', capabilities };
     const reg = await inject({ method: 'POST', url: '/v1/devices', headers: { authorization: `Bearer ${agentTok}` }, payload: body });
     assert.equal(reg.statusCode, 200);
     assert.equal(reg.json().state, 'ready');
     const list = await inject({ method: 'GET', url: '/v1/devices', headers: auth() });
-    const dev = (list.json().items as { id: string; capabilities: { cpu: { logicalCores: number } } }[]).find((d) => d.id === 'dev-test-1');
+    const dev = (list.json().items as { id: string; capabilities: { cpu: { logicalCores: number } } }[]).find((d) => d.id === body.id);
     assert.equal(dev?.capabilities.cpu.logicalCores, 8);
     const bad = await inject({ method: 'POST', url: '/v1/devices', headers: { authorization: `Bearer ${agentTok}` }, payload: { ...body, capabilities: { ...body.capabilities, cpu: { arch: 'x64', logicalCores: 0 } } } });
     assert.equal(bad.json().error.field, 'capabilities.cpu.logicalCores');

@@ -10,8 +10,13 @@ import type { ApiContext } from './context.js';
 import { installErrorHandling } from './errors.js';
 import { deviceRoutes } from './routes/devices.js';
 import { healthRoutes } from './routes/health.js';
+import { jobRoutes } from './routes/jobs.js';
+import { joinRoutes } from './routes/join.js';
+import { profileRoutes } from './routes/profiles.js';
+import { taskRoutes } from './routes/tasks.js';
 import { tenantRoutes } from './routes/tenants.js';
 import { tokenRoutes } from './routes/tokens.js';
+import { topologyRoutes } from './routes/topology.js';
 
 export interface AppOptions {
   /** Largest request body accepted, in bytes. @default 1048576 */
@@ -25,7 +30,7 @@ export interface AppOptions {
 /** A route module: registers its routes on the app. */
 export type RouteModule = (app: FastifyInstance, ctx: ApiContext) => void;
 
-const ROUTES: RouteModule[] = [healthRoutes, tenantRoutes, tokenRoutes, deviceRoutes];
+const ROUTES: RouteModule[] = [healthRoutes, tenantRoutes, tokenRoutes, deviceRoutes, joinRoutes, profileRoutes, topologyRoutes, jobRoutes, taskRoutes];
 
 export async function buildApp(ctx: ApiContext, options: AppOptions = {}, extraRoutes: RouteModule[] = []): Promise<FastifyInstance> {
   const app = Fastify({

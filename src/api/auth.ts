@@ -20,6 +20,8 @@ export function installAuth(app: FastifyInstance, tokens: TokenService): void {
   app.decorateRequest('principal', undefined);
   app.addHook('onRequest', async (req) => {
     if (!req.url.startsWith('/v1/') && req.url !== '/v1') return;
+    // Routes marked `config: { public: true }` (GET /v1/join/ca) need no token.
+    if ((req.routeOptions.config as { public?: boolean } | undefined)?.public) return;
     const header = req.headers.authorization;
     if (!header) throw new NexusError('NEXUS_E_UNAUTHENTICATED');
     const m = /^Bearer\s+(\S+)\s*$/i.exec(header);

@@ -4,10 +4,18 @@
  */
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../version.js';
+import { agentCommand } from './commands/agent.js';
 import { devCommand } from './commands/dev.js';
+import { deviceCommand } from './commands/device.js';
 import { devicesCommand } from './commands/devices.js';
+import { profilesCommand } from './commands/profiles.js';
 import { tenantsCommand } from './commands/tenants.js';
 import { tokensCommand } from './commands/tokens.js';
+import { topologyCommand } from './commands/topology.js';
+import { serverCommand } from './commands/server.js';
+import { jobsCommand } from './commands/jobs.js';
+import { logsCommand } from './commands/logs.js';
+import { runCommand } from './commands/run.js';
 import { reportError } from './output.js';
 
 export function buildProgram(): Command {
@@ -21,9 +29,17 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
   devCommand(program);
+  serverCommand(program);
+  agentCommand(program);
   tenantsCommand(program);
   tokensCommand(program);
   devicesCommand(program);
+  deviceCommand(program);
+  profilesCommand(program);
+  topologyCommand(program);
+  runCommand(program);
+  jobsCommand(program);
+  logsCommand(program);
   return program;
 }
 

@@ -2,17 +2,20 @@
  * `nexus dev`: a server and an agent in one process on an embedded SQLite store in a local data
  * dir. Plain HTTP, loopback only. The agent talks to the API over a real socket like any agent.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { startAgent, type ProbeResult, type RunningAgent } from '../agent/agent.js';
+import { joinCluster, loadCredential, type AgentCredential } from '../agent/join.js';
+import { hostSampler } from '../agent/utilization.js';
+import type { HealthOptions } from '../cluster/health.js';
 import type { ServerConfig } from '../server/config.js';
 import { startServer, type RunningServer } from '../server/server.js';
 import { SYSTEM } from '../tenancy/tokens.js';
 
 export interface DevOptions {
   probe: () => Promise<ProbeResult>;
-  /** Agent report interval. @default 5000 */
-  agentIntervalMs?: number;
+  /** Device health thresholds. @default docs/adr/005-device-health.md */
+  health?: HealthOptions;
 }
 
 export interface RunningDev {
@@ -21,41 +24,50 @@ export interface RunningDev {
   stop(): Promise<void>;
 }
 
-/** Reuses the local agent's token across restarts while it stays valid. */
-async function localAgentToken(server: RunningServer, agentDir: string): Promise<string> {
-  const file = join(agentDir, 'token');
-  if (existsSync(file)) {
-    const saved = readFileSync(file, 'utf8').trim();
+/**
+ * The local agent joins like any agent (POST /v1/join over the loopback socket) with a join token
+ * minted in-process and revoked right after; restarts reuse the saved device credential.
+ */
+async function localCredential(server: RunningServer, agentDir: string, probe: () => Promise<ProbeResult>): Promise<AgentCredential> {
+  const saved = loadCredential(agentDir);
+  if (saved) {
     try {
-      await server.ctx.tokens.verify(saved);
-      return saved;
+      const p = await server.ctx.tokens.verify(saved.token);
+      if (p.deviceId === saved.deviceId) return { ...saved, server: server.url };
     } catch {
-      /* revoked or from another cluster: mint a new one */
+      /* revoked or from another cluster: join again */
     }
   }
-  const { token } = await server.ctx.tokens.create(SYSTEM, { role: 'agent', name: 'nexus dev local agent' });
-  writeFileSync(file, token + '\n', { mode: 0o600 });
-  return token;
+  const { token, item } = await server.ctx.tokens.create(SYSTEM, { role: 'agent', name: 'nexus dev local agent (join)', ttlSeconds: 300 });
+  try {
+    return await joinCluster({ server: server.url, token, dataDir: agentDir, probe });
+  } finally {
+    await server.ctx.tokens.revoke(SYSTEM, item.id);
+  }
 }
 
 export async function startDev(config: ServerConfig, options: DevOptions): Promise<RunningDev> {
-  const server = await startServer(config);
+  const server = await startServer(config, options.health ? { health: options.health } : {});
   try {
     const agentDir = join(config.dataDir, 'agent');
     mkdirSync(agentDir, { recursive: true, mode: 0o700 });
-    const token = await localAgentToken(server, agentDir);
+    const cred = await localCredential(server, agentDir, options.probe);
+    const sampler = hostSampler();
     const agent = await startAgent({
       addr: server.url,
-      token,
-      dataDir: agentDir,
+      token: cred.token,
+      deviceId: cred.deviceId,
       probe: options.probe,
-      ...(options.agentIntervalMs ? { intervalMs: options.agentIntervalMs } : {}),
-      onError: (err) => server.app.log.warn({ err }, 'local agent report failed'),
+      sample: () => sampler.sample(),
+      tasks: { dataDir: agentDir },
+      onError: (err) => server.app.log.warn({ err }, 'local agent heartbeat failed'),
+      onFatal: (err) => server.app.log.error({ err }, 'local agent stopped: the server refused its credential'),
     });
     return {
       server,
       agent,
       async stop() {
+        sampler.stop();
         await agent.stop();
         await server.stop();
       },

@@ -32,6 +32,14 @@ export const ERRORS = {
   NEXUS_E_ROLE_ESCALATION: { status: 403, message: 'A {role} token cannot mint a {wanted} token: nobody can mint a token stronger than their own.' },
   NEXUS_E_TENANT_SCOPE: { status: 403, message: 'This token belongs to tenant {tenant}; it cannot act on tenant {wanted}.' },
 
+  // Devices
+  NEXUS_E_JOIN_PIN_MISMATCH: { status: 400, message: 'The server at {addr} presented a cluster CA with pin {actual}, but the join token pins {expected}; the token was not sent. Check --join and the token: a mismatch can mean the connection is intercepted.' },
+  NEXUS_E_DEVICE_REVOKED: { status: 403, message: 'Device {id} was revoked at {at}; its credential no longer works. To bring it back, delete its agent data dir and join it again with a new join token.' },
+
+  // Compute
+  NEXUS_E_QUOTA_EXCEEDED: { status: 403, message: 'The job cannot be admitted: {detail}. Request less, or ask an administrator to raise the quota.' },
+  NEXUS_E_TASK_MOVED: { status: 409, message: 'Task {id} is no longer yours to run on device {device}: {detail}. Stop it.' },
+
   // Store
   NEXUS_E_STORE_COMPACTED: { status: 410, message: 'Revision {revision} has been compacted (oldest kept: {compactRevision}); re-read the current state and watch from there.' },
   NEXUS_E_STORE_FUTURE_REVISION: { status: 400, message: 'Revision {revision} is in the future (current: {current}).' },
@@ -43,6 +51,7 @@ export const ERRORS = {
   // Configuration and CLI
   NEXUS_E_CONFIG: { status: 400, message: 'Configuration {field} is invalid: {detail}.' },
   NEXUS_E_CONNECT: { status: 503, message: 'Cannot reach the NEXUS server at {addr}: {detail}. Is it running? (set NEXUS_ADDR)' },
+  NEXUS_E_NETPROBE: { status: 503, message: 'Network probe of {target} failed: {detail}.' },
 
   // Server
   NEXUS_E_NOT_READY: { status: 503, message: 'The server is not ready: {detail}.' },

@@ -23,11 +23,12 @@ export const Token = Type.Object({
   createdBy: Type.Optional(Type.String()),
   expiresAt: Type.Optional(Timestamp),
   revokedAt: Type.Optional(Timestamp),
+  deviceId: Type.Optional(Type.String({ description: 'set on a device credential: the one device this agent token acts for' })),
 });
 export type Token = Static<typeof Token>;
 
 export const TokenCreated = Type.Object({
-  token: Type.String({ description: 'the bearer secret; shown once' }),
+  token: Type.String({ description: 'the bearer secret; shown once. For role agent on a TLS server: the join token NX1<pin>::<id>.<secret>' }),
   item: Token,
 });
 

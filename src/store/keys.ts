@@ -13,4 +13,15 @@ export const keys = {
   token: (id: string) => `${ROOT}tokens/${id}`,
   devices: () => `${ROOT}devices/`,
   device: (id: string) => `${ROOT}devices/${id}`,
+  profiles: () => `${ROOT}profiles/`,
+  profile: (name: string) => `${ROOT}profiles/${name}`,
+  /** Latest network sample per (from, to) pair; `to` is a device id or 'server'. */
+  topology: () => `${ROOT}topology/`,
+  topologyFrom: (from: string) => `${ROOT}topology/${from}/`,
+  topologyPair: (from: string, to: string) => `${ROOT}topology/${from}/${to}`,
+  /** The cluster CA (certificate and key), shared by every server of the cluster. */
+  ca: () => `${ROOT}ca`,
+  /** Heartbeats a server received, relayed to the others in batches (several servers only). */
+  heartbeatRelays: () => `${ROOT}heartbeats/`,
+  heartbeatRelay: (serverId: string, chunk: number) => `${ROOT}heartbeats/${serverId}/${chunk}`,
 } as const;

@@ -1,22 +1,42 @@
+import { NexusError } from '../../errors/catalogue.js';
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { List } from '../../resources/common.js';
-import { Device, DeviceRegister } from '../../resources/device.js';
+import { Device, DevicePatch, DeviceRegister, Heartbeat, HeartbeatReply } from '../../resources/device.js';
 import { principalOf } from '../auth.js';
 import type { ApiContext } from '../context.js';
 
 const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) });
+type IdParams = Static<typeof IdParams>;
 
 export function deviceRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.get('/v1/devices', { schema: { tags: ['devices'], response: { 200: List(Device) } } }, async (req) => {
     return { items: await ctx.devices.list(principalOf(req)) };
   });
 
-  app.get<{ Params: Static<typeof IdParams> }>('/v1/devices/:id', { schema: { tags: ['devices'], params: IdParams, response: { 200: Device } } }, async (req) => {
+  app.get<{ Params: IdParams }>('/v1/devices/:id', { schema: { tags: ['devices'], params: IdParams, response: { 200: Device } } }, async (req) => {
     return ctx.devices.get(principalOf(req), req.params.id);
   });
 
   app.post<{ Body: DeviceRegister }>('/v1/devices', { schema: { tags: ['devices'], body: DeviceRegister, response: { 200: Device } } }, async (req) => {
     return ctx.devices.register(principalOf(req), req.body);
   });
+
+  app.patch<{ Params: IdParams; Body: DevicePatch }>('/v1/devices/:id', {
+    schema: { tags: ['devices'], summary: 'drain, maintenance, labels, tier, profile', params: IdParams, body: DevicePatch, response: { 200: Device } },
+  }, async (req) => {
+    const name = req.body.profile;
+    if (name && !(await ctx.profiles.find(name))) throw new NexusError('NEXUS_E_NOT_FOUND', { kind: 'profile', id: name }, { field: 'profile' });
+    return ctx.devices.patch(principalOf(req), req.params.id, req.body);
+  });
+
+  app.post<{ Params: IdParams }>('/v1/devices/:id/revoke', {
+    schema: { tags: ['devices'], summary: 'revoke the device credential', params: IdParams, response: { 200: Device } },
+  }, async (req) => ctx.devices.revoke(principalOf(req), req.params.id));
+
+  // Heartbeats are the hottest route: logged at warn only, one in-memory update each.
+  app.post<{ Params: IdParams; Body: Heartbeat }>('/v1/devices/:id/heartbeat', {
+    logLevel: 'warn',
+    schema: { tags: ['devices'], params: IdParams, body: Heartbeat, response: { 200: HeartbeatReply } },
+  }, async (req) => ctx.devices.heartbeat(principalOf(req), req.params.id, req.body));
 }
