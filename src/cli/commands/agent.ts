@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { startAgent } from '../../agent/agent.js';
@@ -29,7 +30,14 @@ function describeError(err: unknown): string {
 async function discoverServer(token: string, timeoutMs: number): Promise<string> {
   const parsed = parseAnyToken(token);
   if (!parsed?.pin) throw new NexusError('NEXUS_E_CONFIG', { field: 'token', detail: '--discover needs a join token (NX1<pin>::…) whose CA pin identifies the cluster' });
-  const found = await discover({ timeoutMs: Number.isFinite(timeoutMs) && timeoutMs > 0 ? timeoutMs : 5000 });
+  // mDNS is per link: ask on every addressed interface at once, not only where the kernel routes
+  // multicast (a multi-homed host, or one without a default or multicast route, would not find it).
+  const ifaces = Object.entries(networkInterfaces()).filter(([, addrs]) => addrs?.some((a) => a.family === 'IPv4' && !a.internal)).map(([name]) => name);
+  const ms = Number.isFinite(timeoutMs) && timeoutMs > 0 ? timeoutMs : 5000;
+  const settled = await Promise.allSettled((ifaces.length ? ifaces : [undefined]).map((i) => discover({ timeoutMs: ms, ...(i ? { interface: i } : {}) })));
+  const lists = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  if (!lists.length) throw (settled[0] as PromiseRejectedResult).reason;
+  const found = [...new Map(lists.flat().map((s) => [`${s.instance} ${s.addr}`, s])).values()];
   const match = found.find((s) => s.caPin === parsed.pin);
   if (!match) {
     const seen = found.length ? `; saw ${found.map((s) => `${s.addr} (pin ${s.caPin.slice(0, 12)}…)`).join(', ')}` : '';

@@ -1,3 +1,4 @@
+import { isIPv4 } from 'node:net';
 import { InvalidArgumentError, type Command } from 'commander';
 import { resolveServerConfig } from '../../config/resolve.js';
 import { resolveHealthOptions, type HealthOptions } from '../../cluster/health.js';
@@ -43,7 +44,7 @@ export function serverCommand(program: Command): void {
     .option('--down-ms <ms>', 'no heartbeat for this long: down (default 4000)', millis)
     .option('--restart-grace-ms <ms>', 'extra time agents get after a server (re)start or leader change (default 10000)', millis)
     .option('--no-mdns', 'do not announce _nexus._tcp on the LAN (announced by default unless listening on loopback only)')
-    .option('--mdns-interface <name|ip>', 'announce on this interface (default: the one multicast routes to)')
+    .option('--mdns-interface <name|ip>', 'announce on this interface (default: the --host address when it is one IPv4 address, else the one multicast routes to)')
     .action(async (opts: ServerOpts, cmd: Command) => {
       const g = cmd.optsWithGlobals() as { config?: string };
       const started = process.hrtime.bigint();
@@ -71,8 +72,12 @@ export function serverCommand(program: Command): void {
       if (server.boot.newAdminToken) out.write(`  admin token: ${server.boot.newAdminToken}  (saved to ${server.boot.adminTokenPath}; shown once)\n`);
       else out.write(`  admin token: in ${server.boot.adminTokenPath}\n`);
       const loopbackOnly = ['127.0.0.1', '::1', 'localhost'].includes(config.host);
+      // Listening on one IPv4 address: announce on that interface by default, so the A record
+      // carries only the address the API is reachable at (not every address of a multi-homed
+      // host), and sending needs no multicast route (ADR 006).
+      const mdnsInterface = opts.mdnsInterface ?? (isIPv4(config.host) && config.host !== '0.0.0.0' ? config.host : undefined);
       const announcer = opts.mdns !== false && !loopbackOnly && server.ca
-        ? announce({ port: server.port, clusterId: server.boot.cluster.id, caPin: server.ca.pin, ...(opts.mdnsInterface ? { interface: opts.mdnsInterface } : {}) })
+        ? announce({ port: server.port, clusterId: server.boot.cluster.id, caPin: server.ca.pin, ...(mdnsInterface ? { interface: mdnsInterface } : {}) })
         : undefined;
       if (announcer) {
         await announcer.ready.then(
