@@ -11,7 +11,7 @@ if (!name) {
   console.error(`usage: npm run bench -- NAME [ARGS]; NAME is one of: ${available()}`);
   process.exit(2);
 }
-const tsc = spawnSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.json')], { stdio: 'inherit' });
+const tsc = spawnSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-b', join(root, 'tsconfig.json')], { stdio: 'inherit' });
 if (tsc.status !== 0) process.exit(tsc.status ?? 1);
 const file = join(root, 'dist', 'bench', `${name}.js`);
 if (!existsSync(file)) {

@@ -7,7 +7,7 @@
 // `node scripts/test.mjs` runs all; `node scripts/test.mjs unit int` picks tiers; extra
 // arguments that end in .ts/.js select single files.
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -15,7 +15,7 @@ const args = process.argv.slice(2);
 const tiers = new Set(args.filter((a) => ['unit', 'int', 'e2e'].includes(a)));
 const files = args.filter((a) => /\.(ts|js)$/.test(a));
 
-const tsc = spawnSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.json')], { stdio: 'inherit' });
+const tsc = spawnSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-b', join(root, 'tsconfig.json')], { stdio: 'inherit' });
 if (tsc.status !== 0) process.exit(tsc.status ?? 1);
 
 function walk(dir) {
@@ -38,7 +38,9 @@ let selected;
 if (files.length > 0) {
   selected = files.map((f) => join(root, 'dist', f.replace(/\.ts$/, '.js')));
 } else {
-  selected = walk(join(root, 'dist')).filter((f) => tiers.size === 0 || tiers.has(tierOf(f))).sort();
+  // Only compiled tests whose source still exists: an incremental build leaves removed ones behind.
+  const hasSource = (f) => existsSync(join(root, relative(join(root, 'dist'), f)).replace(/\.js$/, '.ts'));
+  selected = walk(join(root, 'dist')).filter(hasSource).filter((f) => tiers.size === 0 || tiers.has(tierOf(f))).sort();
 }
 if (selected.length === 0) {
   console.error('no test files selected');

@@ -97,6 +97,17 @@ describe('nexus dev + CLI', () => {
     assert.match(badCfg.stderr, /NEXUS_E_CONFIG/);
   });
 
+  it('npx nexus runs the repository\'s own CLI, also with an empty npx cache', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const { repoRoot } = await import('../src/testing/cli.js');
+    const t0 = Date.now();
+    // A fresh npm cache: nothing npx installed earlier can stand in for the local bin.
+    const r = spawnSync('npx', ['--no', '--', 'nexus', '--version'], { cwd: repoRoot(), encoding: 'utf8', timeout: 60_000, env: { ...process.env, npm_config_cache: join(dir, 'npm-cache') } });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.trim(), JSON.parse(readFileSync(join(repoRoot(), 'package.json'), 'utf8')).version);
+    assert.ok(Date.now() - t0 < 60_000, `npx took ${Date.now() - t0} ms`);
+  });
+
   it('restarts on the same data dir keep state and do not mint a new admin token', async () => {
     await stopChild(child);
     const again = await spawnCli(['dev', '--data-dir', join(dir, 'data'), '--port', '0'], /API:\s+(http:\/\/127\.0\.0\.1:\d+)[\s\S]*device:/);

@@ -13,7 +13,14 @@ import { hostname, networkInterfaces } from 'node:os';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import forge from 'node-forge';
+import type Forge from 'node-forge';
+
+/** node-forge is loaded only when a certificate is made: `nexus dev` (no TLS) never pays for it. */
+let forgeLoaded: typeof Forge | undefined;
+async function loadForge(): Promise<typeof Forge> {
+  forgeLoaded ??= (await import('node-forge')).default;
+  return forgeLoaded;
+}
 import { NexusError } from '../errors/catalogue.js';
 import { keys } from '../store/keys.js';
 import type { StateStore } from '../store/types.js';
@@ -50,10 +57,10 @@ export function caPin(certPem: string): string {
   return createHash('sha256').update(new X509Certificate(certPem).raw).digest('hex');
 }
 
-async function rsaKey(): Promise<{ forgeKey: forge.pki.rsa.PrivateKey; keyPem: string }> {
+async function rsaKey(forge: typeof Forge): Promise<{ forgeKey: Forge.pki.rsa.PrivateKey; keyPem: string }> {
   const { privateKey } = await generateKeyPairAsync('rsa', { modulusLength: 2048 });
   const keyPem = privateKey.export({ type: 'pkcs1', format: 'pem' }).toString();
-  return { forgeKey: forge.pki.privateKeyFromPem(keyPem) as forge.pki.rsa.PrivateKey, keyPem };
+  return { forgeKey: forge.pki.privateKeyFromPem(keyPem) as Forge.pki.rsa.PrivateKey, keyPem };
 }
 
 /** A positive random serial (the top bit clear: DER integers are signed). */
@@ -65,7 +72,8 @@ function serial(): string {
 
 /** Makes a new self-signed CA. `now` is a wall-clock time in ms. */
 export async function createCa(now: number, commonName = `nexus-ca@${Math.floor(now / 1000)}`): Promise<ClusterCa> {
-  const { forgeKey, keyPem } = await rsaKey();
+  const forge = await loadForge();
+  const { forgeKey, keyPem } = await rsaKey(forge);
   const cert = forge.pki.createCertificate();
   cert.publicKey = forge.pki.setRsaPublicKey(forgeKey.n, forgeKey.e);
   cert.serialNumber = serial();
@@ -86,7 +94,8 @@ export async function createCa(now: number, commonName = `nexus-ca@${Math.floor(
 
 /** Issues a server (leaf) certificate for `names`, signed by `ca`. */
 export async function issueServerCert(ca: ClusterCa, names: CertNames, now: number): Promise<ServerCert> {
-  const { forgeKey, keyPem } = await rsaKey();
+  const forge = await loadForge();
+  const { forgeKey, keyPem } = await rsaKey(forge);
   const caCert = forge.pki.certificateFromPem(ca.certPem);
   const caKey = forge.pki.privateKeyFromPem(ca.keyPem);
   const cert = forge.pki.createCertificate();
