@@ -6,6 +6,7 @@
  * `/nexus/usage/<tenant>` the sum of that tenant's such tasks. Both change only in a transaction
  * that also moves the task in or out of those states, compared on every key's modRevision.
  */
+import { compareHolds } from '../store/compare.js';
 import { NexusError } from '../errors/catalogue.js';
 import type { Task, TaskState } from '../resources/job.js';
 import type { Compare, StateStore, TxnOp } from '../store/types.js';
@@ -124,22 +125,4 @@ export async function updateTaskState(store: StateStore, tenant: string, taskId:
   throw new NexusError('NEXUS_E_CONFLICT', { detail: `too much contention updating task ${taskId}; retry` });
 }
 
-/** Evaluates one compare against a key as read (etcd semantics: missing key = revisions 0). */
-export function compareHolds(kv: { value: string; modRevision: number; createRevision: number; version: number } | undefined, c: Compare): boolean {
-  let actual: number | string;
-  switch (c.target) {
-    case 'modRevision': actual = kv?.modRevision ?? 0; break;
-    case 'createRevision': actual = kv?.createRevision ?? 0; break;
-    case 'version': actual = kv?.version ?? 0; break;
-    case 'value':
-      if (!kv) return false;
-      actual = kv.value;
-      break;
-  }
-  switch (c.op) {
-    case '=': return actual === c.value;
-    case '!=': return actual !== c.value;
-    case '<': return actual < c.value;
-    case '>': return actual > c.value;
-  }
-}
+export { compareHolds } from '../store/compare.js';

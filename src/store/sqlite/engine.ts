@@ -7,9 +7,10 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { NexusError } from '../../errors/catalogue.js';
+import { compareHolds } from '../compare.js';
 import { EventQueue } from '../event-queue.js';
 import type {
-  Clock, Compare, DeleteResult, KeyValue, LeaseGrant, PutOptions, PutResult, RangeOptions, RangeResult,
+  Clock, DeleteResult, KeyValue, LeaseGrant, PutOptions, PutResult, RangeOptions, RangeResult,
   StateStore, TxnOp, TxnOpResult, TxnRequest, TxnResult, Watch, WatchEvent, WatchOptions,
 } from '../types.js';
 import { SCHEMA, prefixEnd } from './schema.js';
@@ -52,24 +53,6 @@ function toEvent(row: LogRow): WatchEvent {
   };
 }
 
-function compareHolds(kv: KeyValue | undefined, c: Compare): boolean {
-  let actual: number | string | undefined;
-  switch (c.target) {
-    case 'modRevision': actual = kv?.modRevision ?? 0; break;
-    case 'createRevision': actual = kv?.createRevision ?? 0; break;
-    case 'version': actual = kv?.version ?? 0; break;
-    case 'value':
-      if (!kv) return false;
-      actual = kv.value;
-      break;
-  }
-  switch (c.op) {
-    case '=': return actual === c.value;
-    case '!=': return actual !== c.value;
-    case '<': return actual < c.value;
-    case '>': return actual > c.value;
-  }
-}
 
 /** One write in progress: collects log rows at a single revision. */
 class WriteBatch {
