@@ -51,6 +51,8 @@ export async function streamAssignments(store: StateStore, deviceId: string, sen
   const isHere = (t: Task) => t.deviceId === deviceId && HOLDS_RESOURCES.has(t.state);
   const { items } = await rangeAll(store, schedKeys.tasks());
   for (const kv of items) {
+    // A task placed here names the device in its document: skip parsing every other one.
+    if (!kv.value.includes(deviceId)) continue;
     const t = JSON.parse(kv.value) as TaskDoc;
     if (!isHere(t)) continue;
     here.set(kv.key, t);
@@ -59,6 +61,7 @@ export async function streamAssignments(store: StateStore, deviceId: string, sen
   send('synced', { revision: rev0, tasks: here.size });
   for await (const { ev } of mergedWatch(store, [schedKeys.tasks()], rev0 + 1, signal)) {
     if (ev.type === 'put') {
+      if (!here.has(ev.key) && !ev.value.includes(deviceId)) continue; // not here, and not placed here
       const t = JSON.parse(ev.value) as TaskDoc;
       if (isHere(t)) {
         here.set(ev.key, t);

@@ -12,13 +12,18 @@
  *   result           NEXUS_RESULT_FILE
  *   cgroup-join-failed  marker written by the cgroup join shim when it could not join
  */
-import { randomBytes } from 'node:crypto';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ProcessIdentity } from './proc.js';
 import type { TaskExit } from './types.js';
 
 export const BOOK_DIR = '.nexus';
+
+/**
+ * A warm supervisor (`supervisor.js --warm IDLE_MS`, started before its task is known) reads its
+ * work dir from stdin; when it leaves without one (EOF, or idle for IDLE_MS) it exits with this.
+ */
+export const WARM_UNUSED_EXIT = 75;
 
 export interface TaskPaths {
   workDir: string;
@@ -93,9 +98,15 @@ export interface CancelRecord {
   at: number;
 }
 
-/** Write-then-rename, so a reader never sees half a file (and a crash leaves the old one or none). */
+let tmpSeq = 0;
+
+/**
+ * Write-then-rename, so a reader never sees half a file (and a crash leaves the old one or none).
+ * The temp name is unique by pid + counter; no node:crypto, which would cost every task
+ * supervisor several ms of start-up just to load.
+ */
 export async function writeJsonAtomic(path: string, value: unknown, mode = 0o600): Promise<void> {
-  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  const tmp = `${path}.${process.pid}.${(tmpSeq++).toString(36)}${Math.random().toString(36).slice(2, 6)}.tmp`;
   await writeFile(tmp, JSON.stringify(value), { mode });
   await rename(tmp, path);
 }

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { killCgroup, removeCgroup } from './cgroup.js';
 import { isSameProcess, killGroup, killPid, sleep } from './proc.js';
 import {
-  readJson, taskPaths, writeJsonAtomic,
+  readJson, taskPaths, writeJsonAtomic, WARM_UNUSED_EXIT,
   type CancelRecord, type ExitRecord, type LaunchSpec, type SupervisorState, type TaskPaths,
 } from './protocol.js';
 import { materializeFiles, toolingEnv } from './task-env.js';
@@ -24,6 +24,13 @@ export interface SupervisedOptions {
   startTimeoutMs?: number;
   /** Fallback poll interval for logs and exit (file-change events wake it sooner). @default 250 */
   pollMs?: number;
+  /**
+   * Supervisors kept started ahead of need (per agent process), so node's own start-up (~40-150 ms
+   * of CPU and wall time) is off a task's critical path; 0 starts each one when its task starts.
+   * A warm supervisor is handed its work dir on stdin and exits by itself when the agent goes away
+   * (EOF) or after 10 idle minutes. @default 1
+   */
+  warmSupervisors?: number;
 }
 
 /** The supervisor entry script, beside this module in dist/. */
@@ -262,13 +269,15 @@ export async function startFailedTask(taskId: string, workDir: string | undefine
 export async function prepareWorkDir(workDir: string, files: Record<string, string | Uint8Array> | undefined): Promise<TaskPaths | { error: string }> {
   const paths = taskPaths(workDir);
   try {
-    await mkdir(paths.book, { recursive: true, mode: 0o700 });
-    const prev = await readJson<SupervisorState>(paths.state);
-    if (prev && !existsSync(paths.exit) && ((await isSameProcess(prev.supervisor)) || (await isSameProcess(prev.task)))) {
-      return { error: `a task (pid ${prev.task.pid}) is still running in ${workDir}` };
-    }
-    for (const p of [paths.state, paths.exit, paths.cancel, paths.launch, paths.result, paths.joinFailed, paths.stdout, paths.stderr, paths.supervisorLog]) {
-      await rm(p, { force: true });
+    // A bookkeeping dir made just now holds nothing of an earlier run: no check, nothing to clear.
+    if ((await mkdir(paths.book, { recursive: true, mode: 0o700 })) === undefined) {
+      const prev = await readJson<SupervisorState>(paths.state);
+      if (prev && !existsSync(paths.exit) && ((await isSameProcess(prev.supervisor)) || (await isSameProcess(prev.task)))) {
+        return { error: `a task (pid ${prev.task.pid}) is still running in ${workDir}` };
+      }
+      for (const p of [paths.state, paths.exit, paths.cancel, paths.launch, paths.result, paths.joinFailed, paths.stdout, paths.stderr, paths.supervisorLog]) {
+        await rm(p, { force: true });
+      }
     }
     await writeFile(paths.stdout, '');
     await writeFile(paths.stderr, '');
@@ -288,42 +297,117 @@ async function tailOf(path: string, max = 2000): Promise<string> {
   }
 }
 
+/** How long a warm supervisor waits for its task before it exits by itself. */
+const WARM_IDLE_MS = 10 * 60_000;
+const warmPool: { child: ChildProcess; bornAt: number }[] = [];
+let refillTimer: NodeJS.Timeout | undefined;
+
+/** Starts a supervisor that waits (node started, modules loaded) for a work dir on its stdin. */
+function startWarm(): boolean {
+  let child: ChildProcess;
+  try {
+    child = spawn(process.execPath, [SUPERVISOR_SCRIPT, '--warm', String(WARM_IDLE_MS)], {
+      cwd: '/',
+      env: toolingEnv(),
+      stdio: ['pipe', 'ignore', 'ignore'], // it logs to the task's supervisor.log once it has one
+      detached: true,
+    });
+  } catch {
+    return false;
+  }
+  child.on('error', () => {});
+  child.stdin?.on('error', () => {});
+  child.unref();
+  (child.stdin as { unref?: () => void } | null)?.unref?.(); // an idle warm supervisor never keeps the agent alive
+  const w = { child, bornAt: Date.now() };
+  warmPool.push(w);
+  child.once('exit', () => {
+    const i = warmPool.indexOf(w);
+    if (i >= 0) warmPool.splice(i, 1);
+  });
+  return true;
+}
+
+/** A live warm supervisor not about to time out, or undefined. */
+function takeWarm(): ChildProcess | undefined {
+  while (warmPool.length > 0) {
+    const w = warmPool.shift()!;
+    if (w.child.exitCode === null && w.child.signalCode === null && Date.now() - w.bornAt < WARM_IDLE_MS - 60_000) return w.child;
+    w.child.stdin?.destroy(); // EOF: it exits
+  }
+  return undefined;
+}
+
+/** Tops the pool up a little later, off the critical path of the task that just took one. */
+function refillLater(size: number): void {
+  if (size <= 0 || refillTimer || warmPool.length >= size) return;
+  refillTimer = setTimeout(() => {
+    refillTimer = undefined;
+    while (warmPool.length < size && startWarm());
+  }, 25);
+  refillTimer.unref();
+}
+
 /**
- * Writes launch.json, starts the supervisor in its own session, and waits until it reports the
- * task's pid (state.json) or its failure to start (exit.json).
+ * Writes launch.json, starts the supervisor in its own session (or hands the work dir to a warm
+ * one), and waits until it reports the task's pid (state.json) or its failure to start (exit.json).
  */
 export async function launchSupervised(paths: TaskPaths, launch: StoredLaunch, limits: LimitsStatus, options: SupervisedOptions = {}): Promise<RunningTask> {
   await writeJsonAtomic(paths.launch, { ...launch, limits } satisfies StoredLaunch, 0o600);
-  const log = openSync(paths.supervisorLog, 'a');
-  let child: ChildProcess;
-  try {
-    child = spawn(process.execPath, [SUPERVISOR_SCRIPT, paths.workDir], {
-      cwd: paths.workDir,
-      env: toolingEnv(), // it needs PATH etc. only for stop commands
-      stdio: ['ignore', log, log],
-      detached: true,
-    });
-  } catch (err) {
-    closeSync(log);
-    return startFailedTask(launch.taskId, paths.workDir, `cannot start the task supervisor: ${(err as Error).message}`, limits);
-  }
-  closeSync(log);
+  const coldStart = (): ChildProcess | Error => {
+    const log = openSync(paths.supervisorLog, 'a');
+    try {
+      return spawn(process.execPath, [SUPERVISOR_SCRIPT, paths.workDir], {
+        cwd: paths.workDir,
+        env: toolingEnv(), // it needs PATH etc. only for stop commands
+        stdio: ['ignore', log, log],
+        detached: true,
+      });
+    } catch (err) {
+      return err as Error;
+    } finally {
+      closeSync(log);
+    }
+  };
+  const warmWanted = options.warmSupervisors ?? 1;
+  let child: ChildProcess | Error | undefined = warmWanted > 0 ? takeWarm() : undefined;
+  let warm = child !== undefined;
+  if (child) child.stdin!.end(`${paths.workDir}\n`);
+  else child = coldStart();
+  refillLater(warmWanted);
+  if (child instanceof Error) return startFailedTask(launch.taskId, paths.workDir, `cannot start the task supervisor: ${child.message}`, limits);
   child.on('error', () => {}); // reported through exit below
   child.unref();
 
   let supervisorGone = false;
+  let unused = false;
   const waker = new DirWaker(paths.book);
-  child.once('exit', () => {
+  const onExit = (code: number | null) => {
     supervisorGone = true;
+    unused = code === WARM_UNUSED_EXIT;
     waker.wake();
-  });
+  };
+  child.once('exit', onExit);
   const deadline = Date.now() + (options.startTimeoutMs ?? 15_000);
   try {
     for (;;) {
       const state = await readJson<SupervisorState>(paths.state);
       if (state) return new SupervisedTask(launch.taskId, paths, state, limits, options, child);
       const exit = await readJson<ExitRecord>(paths.exit);
-      if (exit) return new SupervisedTask(launch.taskId, paths, undefined, limits, options, child, stripExit(exit));
+      // A quick task may have ended between the two reads: state.json is written before exit.json.
+      if (exit) return new SupervisedTask(launch.taskId, paths, await readJson<SupervisorState>(paths.state), limits, options, child, stripExit(exit));
+      if (supervisorGone && warm && unused) {
+        // The warm one left without taking the task (it timed out just then): start one now.
+        warm = false;
+        const again = coldStart();
+        if (again instanceof Error) return startFailedTask(launch.taskId, paths.workDir, `cannot start the task supervisor: ${again.message}`, limits);
+        child = again;
+        child.on('error', () => {});
+        child.unref();
+        supervisorGone = false;
+        child.once('exit', onExit);
+        continue;
+      }
       if (supervisorGone || Date.now() > deadline) {
         const state2 = await readJson<SupervisorState>(paths.state);
         if (state2) return new SupervisedTask(launch.taskId, paths, state2, limits, options, child);

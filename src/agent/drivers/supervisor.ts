@@ -2,6 +2,7 @@
  * The task supervisor: a tiny node process between the agent and one task.
  *
  *   node supervisor.js <workDir>
+ *   node supervisor.js --warm IDLE_MS   (started ahead of need; the work dir comes on stdin)
  *
  * It reads `<workDir>/.nexus/launch.json`, starts the task in its own session and process group
  * (joining its cgroup first when it has one), with stdout/stderr going straight to files, records
@@ -12,22 +13,64 @@
  * It is a script, never imported: only node built-ins and the drivers' own small modules.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync } from 'node:fs';
+import { closeSync, existsSync, openSync, writeSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { isAbsolute } from 'node:path';
+import { format } from 'node:util';
 import { killCgroup, joinArgv, oomKills, removeCgroup } from './cgroup.js';
 import { killGroup, parseProcStat, type ProcessIdentity } from './proc.js';
 import {
-  readJson, taskPaths, writeJsonAtomic,
-  type CancelRecord, type ExitRecord, type LaunchSpec, type SupervisorState,
+  readJson, taskPaths, writeJsonAtomic, WARM_UNUSED_EXIT,
+  type CancelRecord, type ExitRecord, type LaunchSpec, type SupervisorState, type TaskPaths,
 } from './protocol.js';
 import type { TaskExitReason } from './types.js';
 
-const workDir = process.argv[2];
-if (!workDir) {
-  console.error('usage: supervisor.js <workDir>');
+// `supervisor.js <workDir>`, or `supervisor.js --warm IDLE_MS`: started ahead of need, it reads
+// its work dir from stdin (one line), so node's start-up is not on the task's critical path.
+const arg = process.argv[2];
+if (!arg) {
+  console.error('usage: supervisor.js <workDir> | --warm IDLE_MS');
   process.exit(2);
 }
-const paths = taskPaths(workDir);
+let paths: TaskPaths = taskPaths(arg);
+
+/** The work dir the agent hands over on stdin; undefined on EOF or after `idleMs`. */
+function handedWorkDir(idleMs: number): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    let buf = '';
+    const done = (dir?: string) => {
+      clearTimeout(timer);
+      process.stdin.removeAllListeners('data');
+      process.stdin.destroy();
+      resolve(dir);
+    };
+    const timer = setTimeout(() => done(), idleMs);
+    process.stdin.setEncoding('utf8');
+    process.stdin.on('data', (d: string) => {
+      buf += d;
+      const nl = buf.indexOf('\n');
+      if (nl >= 0) done(buf.slice(0, nl));
+    });
+    process.stdin.once('end', () => done());
+    process.stdin.once('error', () => done());
+  });
+}
+
+/** A warm supervisor was started with its output going nowhere: from now on it logs to the task's supervisor.log. */
+function logTo(path: string): void {
+  try {
+    const fd = openSync(path, 'a', 0o600);
+    console.error = console.warn = console.log = (...a: unknown[]) => {
+      try {
+        writeSync(fd, `${format(...a)}\n`);
+      } catch {
+        /* nowhere left to log */
+      }
+    };
+  } catch {
+    /* keep the defaults */
+  }
+}
 
 async function selfIdentity(pid: number): Promise<ProcessIdentity> {
   // read even a zombie's start time: the task may already have exited
@@ -66,6 +109,12 @@ async function writeExit(launch: LaunchSpec | undefined, startedAt: number, fiel
 }
 
 async function main(): Promise<void> {
+  if (arg === '--warm') {
+    const dir = await handedWorkDir(Number(process.argv[3]) || 600_000);
+    if (!dir || !isAbsolute(dir)) process.exit(WARM_UNUSED_EXIT);
+    paths = taskPaths(dir);
+    logTo(paths.supervisorLog);
+  }
   const launch = await readJson<LaunchSpec>(paths.launch);
   const startedAt = Date.now();
   if (!launch || launch.version !== 1 || !Array.isArray(launch.argv) || launch.argv.length === 0) {
