@@ -18,14 +18,24 @@ export function principalOf(req: FastifyRequest): Principal {
 
 export function installAuth(app: FastifyInstance, tokens: TokenService): void {
   app.decorateRequest('principal', undefined);
-  app.addHook('onRequest', async (req) => {
-    if (!req.url.startsWith('/v1/') && req.url !== '/v1') return;
+  // A callback hook, not an async one: a token verified a moment ago (every heartbeat but the
+  // first few) is answered without a promise (TokenService.verifiedPrincipal).
+  app.addHook('onRequest', (req, _reply, done) => {
+    if (!req.url.startsWith('/v1/') && req.url !== '/v1') return done();
     // Routes marked `config: { public: true }` (GET /v1/join/ca) need no token.
-    if ((req.routeOptions.config as { public?: boolean } | undefined)?.public) return;
+    if ((req.routeOptions.config as { public?: boolean } | undefined)?.public) return done();
     const header = req.headers.authorization;
-    if (!header) throw new NexusError('NEXUS_E_UNAUTHENTICATED');
+    if (!header) return done(new NexusError('NEXUS_E_UNAUTHENTICATED'));
     const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    if (!m) throw new NexusError('NEXUS_E_BAD_TOKEN', { detail: 'the Authorization header must be "Bearer TOKEN"' });
-    req.principal = await tokens.verify(m[1]!);
+    if (!m) return done(new NexusError('NEXUS_E_BAD_TOKEN', { detail: 'the Authorization header must be "Bearer TOKEN"' }));
+    const known = tokens.verifiedPrincipal(m[1]!);
+    if (known) {
+      req.principal = known;
+      return done();
+    }
+    tokens.verify(m[1]!).then((principal) => {
+      req.principal = principal;
+      done();
+    }, done);
   });
 }

@@ -53,8 +53,9 @@ export class HeartbeatTable {
 
   /** A heartbeat (or registration) that arrived at this server. */
   record(deviceId: string, utilization?: Utilization): void {
-    const prev = this.seen.get(deviceId);
-    this.seen.set(deviceId, { seenAt: this.clock(), ...(utilization ? { utilization } : prev?.utilization ? { utilization: prev.utilization } : {}) });
+    // The hot path (every heartbeat): two plain object shapes, no spreads.
+    const u = utilization ?? this.seen.get(deviceId)?.utilization;
+    this.seen.set(deviceId, u ? { seenAt: this.clock(), utilization: u } : { seenAt: this.clock() });
     this.dirty.add(deviceId);
   }
 

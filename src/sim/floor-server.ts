@@ -1,0 +1,37 @@
+/**
+ * The floor for heartbeats: a bare `node:https` server (the same TLS key and certificate as the
+ * NEXUS server under test) that reads each request body, parses it as JSON and answers
+ * `{"intervalMs":1000}`; nothing else. Whatever NEXUS costs per heartbeat above this is the price
+ * of fastify, auth, validation and the handler. Run by `startFloorServer()` (floor.ts):
+ *
+ *   node floor-server.js CERT_PEM_PATH KEY_PEM_PATH   → prints "PORT <n>"
+ */
+import { readFileSync } from 'node:fs';
+import https from 'node:https';
+
+const [certPath, keyPath] = process.argv.slice(2);
+if (!certPath || !keyPath) {
+  process.stderr.write('usage: floor-server.js CERT KEY\n');
+  process.exit(2);
+}
+const reply = JSON.stringify({ intervalMs: 1000 });
+const server = https.createServer({ cert: readFileSync(certPath, 'utf8'), key: readFileSync(keyPath, 'utf8') }, (req, res) => {
+  const chunks: Buffer[] = [];
+  req.on('data', (c: Buffer) => chunks.push(c));
+  req.on('end', () => {
+    try {
+      JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
+      res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(reply) });
+      res.end(reply);
+    } catch {
+      res.writeHead(400, { 'content-length': 0 });
+      res.end();
+    }
+  });
+});
+server.keepAliveTimeout = 72_000; // fastify's default
+server.listen(0, '127.0.0.1', () => {
+  const addr = server.address();
+  process.stdout.write(`PORT ${typeof addr === 'object' && addr ? addr.port : 0}\n`);
+});
+process.on('SIGTERM', () => server.close(() => process.exit(0)));
