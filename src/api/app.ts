@@ -8,6 +8,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import { installAuth } from './auth.js';
 import type { ApiContext } from './context.js';
 import { installErrorHandling } from './errors.js';
+import { lazyValidatorsFactory } from './lazy-validators.js';
 import { deviceRoutes } from './routes/devices.js';
 import { healthRoutes } from './routes/health.js';
 import { jobRoutes } from './routes/jobs.js';
@@ -39,6 +40,7 @@ export async function buildApp(ctx: ApiContext, options: AppOptions = {}, extraR
     ...(options.https ? { https: options.https } : {}),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: false } },
     return503OnClosing: true,
+    schemaController: { compilersFactory: { buildValidator: lazyValidatorsFactory() } },
   } as FastifyServerOptions) as unknown as FastifyInstance;
   // Response schemas document the API; replies are plain JSON so nothing is silently dropped.
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
