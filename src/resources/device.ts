@@ -87,17 +87,6 @@ export function profileOf(d: Device): string | undefined {
   return typeof p === 'string' ? p : undefined;
 }
 
-export const DeviceRegister = Type.Object({
-  id: Type.String({ pattern: '^[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}$' }),
-  name: Type.String({ minLength: 1, maxLength: 253 }),
-  capabilities: Capabilities,
-  warnings: Type.Optional(Type.Array(ProbeWarning)),
-  labels: Type.Optional(Labels),
-  tier: Type.Optional(Tier),
-  agentVersion: Type.Optional(Type.String({ maxLength: 64 })),
-}, { additionalProperties: false });
-export type DeviceRegister = Static<typeof DeviceRegister>;
-
 /** POST /v1/join: what a joining agent says about its device (the server picks the id). */
 export const DeviceJoin = Type.Object({
   name: Type.String({ minLength: 1, maxLength: 253 }),
@@ -108,6 +97,13 @@ export const DeviceJoin = Type.Object({
   agentVersion: Type.Optional(Type.String({ maxLength: 64 })),
 }, { additionalProperties: false });
 export type DeviceJoin = Static<typeof DeviceJoin>;
+
+/** POST /v1/devices: a device credential re-registering its device (a join's fields plus its id). */
+export const DeviceRegister = Type.Object({
+  id: Type.String({ pattern: '^[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}$' }),
+  ...DeviceJoin.properties,
+}, { additionalProperties: false });
+export type DeviceRegister = Static<typeof DeviceRegister>;
 
 /** The answer to a join: the device and its own credential (shown once). */
 export const DeviceJoined = Type.Object({
