@@ -6,7 +6,7 @@
  *
  *   npm run bench -- devices [--devices 1000,10000] [--seconds 30] [--sockets 256]
  *                            [--join-concurrency 64] [--kill-pct 1] [--warmup 5]
- *                            [--floor-seconds 10] [--max-seconds 280] [--server-args "…"]
+ *                            [--floor-seconds 10] [--max-seconds 280] [--server-args="--heartbeat-ms 4000 …"]
  *                            [--server-cpu-prof DIR] [--keep]
  *
  * Per size it prints: joins/s; heartbeats/s achieved vs expected; heartbeat latency p50/p99/max
@@ -166,6 +166,8 @@ async function measure(fleet: DeviceFleet, pid: number, seconds: number): Promis
 const perBeat = (cpuPct: number, hb: WindowStats) => (hb.perSecond > 0 ? (cpuPct * 10_000) / hb.perSecond : NaN);
 
 interface Result extends Window {
+  /** Devices asked for (--devices); `devices` is how many joined in time. */
+  requested: number;
   devices: number;
   join: JoinResult;
   killed: number;
@@ -214,7 +216,7 @@ async function runSize(n: number): Promise<Result> {
     } catch (err) {
       console.log(`  (GET /v1/devices failed: ${(err as Error).message})`);
     }
-    result = { devices: joined.joined, join: joined, ...w, killed, detection, ...(list ? { list } : {}), connections };
+    result = { requested: n, devices: joined.joined, join: joined, ...w, killed, detection, ...(list ? { list } : {}), connections };
   } finally {
     fleet?.stop();
     await server.stop();
@@ -222,8 +224,9 @@ async function runSize(n: number): Promise<Result> {
   try {
     // The floor: the same client, devices and rate against a bare node:https server.
     if (FLOOR_SECONDS > 0) {
-      const floor = await startFloorServer(join(dir, 'server.crt'), join(dir, 'server.key'));
-      const synthetic = DeviceFleet.synthetic({ server: floor.url, ca: readFileSync(join(dir, 'ca.crt'), 'utf8'), count: result.devices, sockets: SOCKETS });
+      const interval = result.hb.intervalMs;
+      const floor = await startFloorServer(join(dir, 'server.crt'), join(dir, 'server.key'), interval);
+      const synthetic = DeviceFleet.synthetic({ server: floor.url, ca: readFileSync(join(dir, 'ca.crt'), 'utf8'), count: result.devices, sockets: SOCKETS, heartbeatMs: interval });
       try {
         synthetic.start();
         await sleep(Math.min(WARMUP, 3) * 1000);
@@ -275,7 +278,7 @@ function report(r: Result): void {
 
 async function main(): Promise<void> {
   const started = Date.now();
-  console.log(`devices: nexus server (TLS, SQLite, defaults: heartbeat 1 s, down 4 s) ↔ simulator in this process`);
+  console.log(`devices: nexus server (TLS, SQLite, ${SERVER_ARGS.length ? SERVER_ARGS.join(' ') : 'defaults: heartbeat 1 s, down 4 s'}) ↔ simulator in this process`);
   console.log(`machine: ${cpus().length} cores (shared: load average ${loadavg().map((x) => x.toFixed(1)).join(' ')} at start), Node ${process.version}`);
   console.log(`goal:    ${fmt(GOAL.devices)} devices, heartbeat p99 < ${GOAL.p99Ms} ms on 2 cores   |   k3s anchor: a 2-core server is sized for ${K3S_AGENTS_PER_2_CORES} agents`);
   const results: Result[] = [];
@@ -297,11 +300,15 @@ async function main(): Promise<void> {
     const floorUs = r.floor ? perBeat(r.floor.serverCpu, r.floor.hb).toFixed(0) : '-';
     console.log(`  ${fmt(r.devices).padStart(7)}   ${fmt(r.join.perSecond).padStart(7)}   ${`${fmt(r.hb.perSecond)} (${fmt(r.hb.expectedPerSecond)})`.padEnd(17)}  ${ms(r.hb.latency.p50).padStart(8)}  ${ms(r.hb.latency.p99).padStart(8)}  ${ms(r.hb.latency.max).padStart(8)}   ${`${r.serverCpu.toFixed(0)} %`.padStart(6)}  ${perBeat(r.serverCpu, r.hb).toFixed(0).padStart(6)}  ${`(${floorUs})`.padStart(7)}  ${mb(r.serverRss).padStart(7)}   ${`${r.simCpu.toFixed(0)} %`.padStart(6)}    ${down.count ? `${down.p50.toFixed(2)} / ${down.max.toFixed(2)} s` : '-'}`);
   }
-  const big = results.find((r) => r.devices >= GOAL.devices);
-  if (big) {
-    const met = big.hb.latency.p99 < GOAL.p99Ms && big.hb.perSecond >= 0.95 * big.hb.expectedPerSecond && big.hb.failed === 0;
-    console.log(`goal:    ${fmt(GOAL.devices)} devices, p99 < ${GOAL.p99Ms} ms → ${met ? 'MET' : 'NOT MET'} (${fmt(big.devices)} devices: p99 ${ms(big.hb.latency.p99)}, ${((big.hb.perSecond / big.hb.expectedPerSecond) * 100).toFixed(0)} % of expected heartbeats, ${big.hb.failed} failed)` +
-      `   |   k3s anchor: ${K3S_AGENTS_PER_2_CORES} agents per 2-core server → ${(big.devices / K3S_AGENTS_PER_2_CORES).toFixed(0)}× that here`);
+  const big = results.find((r) => r.requested >= GOAL.devices);
+  if (big && SERVER_ARGS.length) {
+    console.log(`goal:    not judged: the server ran with ${SERVER_ARGS.join(' ')}, not the defaults (${fmt(big.devices)} devices at ${big.hb.intervalMs} ms: p99 ${ms(big.hb.latency.p99)})` +
+      `   |   k3s anchor: ${K3S_AGENTS_PER_2_CORES} agents per 2-core server`);
+  } else if (big) {
+    const met = big.devices >= GOAL.devices && big.hb.latency.p99 < GOAL.p99Ms && big.hb.perSecond >= 0.95 * big.hb.expectedPerSecond && big.hb.failed === 0;
+    const why = big.devices < GOAL.devices ? `only ${fmt(big.devices)} of ${fmt(big.requested)} joined in time; ` : '';
+    console.log(`goal:    ${fmt(GOAL.devices)} devices at the default interval, p99 < ${GOAL.p99Ms} ms → ${met ? 'MET' : 'NOT MET'} (${why}${fmt(big.devices)} devices at ${big.hb.intervalMs} ms: p99 ${ms(big.hb.latency.p99)}, ${((big.hb.perSecond / big.hb.expectedPerSecond) * 100).toFixed(0)} % of expected heartbeats, ${big.hb.failed} failed)` +
+      `   |   k3s anchor: ${K3S_AGENTS_PER_2_CORES} agents per 2-core server → ${(big.devices / K3S_AGENTS_PER_2_CORES).toFixed(1)}× that here`);
   } else {
     console.log(`goal:    ${fmt(GOAL.devices)} devices, p99 < ${GOAL.p99Ms} ms → not run at that size   |   k3s anchor: ${K3S_AGENTS_PER_2_CORES} agents per 2-core server`);
   }

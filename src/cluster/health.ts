@@ -49,7 +49,7 @@ export function resolveHealthOptions(o: HealthOptions = {}): ResolvedHealthOptio
     downAfterMs: o.downAfterMs ?? 4000,
     restartGraceMs: o.restartGraceMs ?? 10_000,
     sweepMs: o.sweepMs ?? 250,
-    maxHeartbeatsPerSecond: o.maxHeartbeatsPerSecond ?? 10_000,
+    maxHeartbeatsPerSecond: o.maxHeartbeatsPerSecond ?? 4_000,
     rescheduleGraceMs: o.rescheduleGraceMs ?? 120_000,
   };
   if (!(r.heartbeatMs > 0 && r.unreachableAfterMs > r.heartbeatMs && r.downAfterMs > r.unreachableAfterMs)) {

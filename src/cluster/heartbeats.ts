@@ -42,7 +42,7 @@ export class HeartbeatTable {
   constructor(options: HeartbeatTableOptions) {
     this.clock = options.clock;
     this.heartbeatMs = options.heartbeatMs ?? 1000;
-    this.maxPerSecond = options.maxPerSecond ?? 10_000;
+    this.maxPerSecond = options.maxPerSecond ?? 4_000;
     this.forgetAfterMs = options.forgetAfterMs ?? 600_000;
     this.announced = this.heartbeatMs;
   }

@@ -1,20 +1,23 @@
 /**
  * The floor for heartbeats: a bare `node:https` server (the same TLS key and certificate as the
  * NEXUS server under test) that reads each request body, parses it as JSON and answers
- * `{"intervalMs":1000}`; nothing else. Whatever NEXUS costs per heartbeat above this is the price
+ * `{"intervalMs":…}`; nothing else. Whatever NEXUS costs per heartbeat above this is the price
  * of fastify, auth, validation and the handler. Run by `startFloorServer()` (floor.ts):
  *
- *   node floor-server.js CERT_PEM_PATH KEY_PEM_PATH   → prints "PORT <n>"
+ *   node floor-server.js CERT_PEM_PATH KEY_PEM_PATH [INTERVAL_MS]   → prints "PORT <n>"
+ *
+ * INTERVAL_MS (default 1000) is the interval it announces, so devices beat at the same rate as
+ * they did against the server it stands in for.
  */
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
 
-const [certPath, keyPath] = process.argv.slice(2);
+const [certPath, keyPath, intervalArg] = process.argv.slice(2);
 if (!certPath || !keyPath) {
   process.stderr.write('usage: floor-server.js CERT KEY\n');
   process.exit(2);
 }
-const reply = JSON.stringify({ intervalMs: 1000 });
+const reply = JSON.stringify({ intervalMs: Number(intervalArg ?? 1000) || 1000 });
 const server = https.createServer({ cert: readFileSync(certPath, 'utf8'), key: readFileSync(keyPath, 'utf8') }, (req, res) => {
   const chunks: Buffer[] = [];
   req.on('data', (c: Buffer) => chunks.push(c));

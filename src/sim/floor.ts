@@ -9,9 +9,10 @@ export interface FloorServer {
   stop(): Promise<void>;
 }
 
-export function startFloorServer(certPath: string, keyPath: string, timeoutMs = 10_000): Promise<FloorServer> {
+/** `intervalMs`: the heartbeat interval the floor announces (the one the real server announced). */
+export function startFloorServer(certPath: string, keyPath: string, intervalMs = 1000, timeoutMs = 10_000): Promise<FloorServer> {
   const script = fileURLToPath(new URL('./floor-server.js', import.meta.url));
-  const child = spawn(process.execPath, [script, certPath, keyPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [script, certPath, keyPath, String(intervalMs)], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
