@@ -1,6 +1,6 @@
 import type { CpuCapabilities } from './capabilities.js';
 import { blocks, clean, keyValues, num } from './parse.js';
-import type { Probe, ProbeEnv } from './types.js';
+import { type Probe, type ProbeEnv, readForPlatform } from './types.js';
 
 /** ISA extensions that matter for AI inference (x86 /proc/cpuinfo names, arm64 hwcap names). */
 export const AI_CPU_FLAGS = [
@@ -127,10 +127,7 @@ export const cpuProbe: Probe<'cpu'> = {
   periodic: false,
   async run(env) {
     const warnings: string[] = [];
-    const value =
-      env.platform === 'linux' ? await linux(env, warnings)
-      : env.platform === 'darwin' ? await darwin(env, warnings)
-      : (warnings.push(`platform ${env.platform} not supported`), undefined);
+    const value = await readForPlatform(env, { linux, darwin }, warnings);
     return { value, warnings };
   },
 };

@@ -1,7 +1,7 @@
 import type { MemoryCapabilities } from './capabilities.js';
 import { darwinSysctl } from './cpu.js';
 import { defined, KIB, keyValues, MIB, num } from './parse.js';
-import type { Probe, ProbeEnv } from './types.js';
+import { type Probe, type ProbeEnv, readForPlatform } from './types.js';
 
 export function parseMeminfo(text: string): Partial<MemoryCapabilities> {
   const kv = keyValues(text, ':');
@@ -66,10 +66,7 @@ export const memoryProbe: Probe<'memory'> = {
   periodic: true,
   async run(env) {
     const warnings: string[] = [];
-    const value =
-      env.platform === 'linux' ? await linux(env, warnings)
-      : env.platform === 'darwin' ? await darwin(env, warnings)
-      : (warnings.push(`platform ${env.platform} not supported`), undefined);
+    const value = await readForPlatform(env, { linux, darwin }, warnings);
     return { value: value && defined(value), warnings };
   },
 };

@@ -54,3 +54,16 @@ export interface ProbeWarning {
 export function isLiveHost(env: ProbeEnv): boolean {
   return env.root === '/';
 }
+
+/** Per-platform readers of one probe; a platform without one yields a warning, not a throw. */
+export type PlatformReaders<T> = Partial<Record<NodeJS.Platform, (env: ProbeEnv, warnings: string[]) => Promise<T | undefined>>>;
+
+/** Runs the reader for `env.platform`. */
+export async function readForPlatform<T>(env: ProbeEnv, readers: PlatformReaders<T>, warnings: string[]): Promise<T | undefined> {
+  const read = readers[env.platform];
+  if (!read) {
+    warnings.push(`platform ${env.platform} not supported`);
+    return undefined;
+  }
+  return read(env, warnings);
+}
