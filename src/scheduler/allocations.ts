@@ -10,7 +10,7 @@ import { compareHolds } from '../store/compare.js';
 import { NexusError } from '../errors/catalogue.js';
 import type { Task, TaskState } from '../resources/job.js';
 import type { Compare, StateStore, TxnOp } from '../store/types.js';
-import type { Allocated } from './feasibility.js';
+import type { Allocated } from './candidate.js';
 import { schedKeys } from './keys.js';
 import { ZERO_USAGE, addUsage, usageOf, type UsageDoc } from './quota.js';
 import { HOLDS_RESOURCES, transition } from './task-state.js';

@@ -1,11 +1,14 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { isNexusError } from '../errors/catalogue.js';
+import { toCandidate, type Allocated, type CandidateDevice, type ProfileRules } from './candidate.js';
 import {
-  REASONS, acceleratorFilter, archFilter, batteryFilter, chooseGpus, compileModelPattern, compileRequest, cpuFilter, deviceIdsFilter,
-  feasible, inTimeWindows, nonGpuCapacityReject, quickReject, staticReject, labelsFilter, maxTasksFilter, memoryFilter, osFilter, quotaFilter, stateFilter, summarizeRejections, tierFilter,
-  toCandidate, windowFilter, zonedWallClock, type Allocated, type CandidateDevice, type FilterContext, type ProfileRules,
+  REASONS, acceleratorFilter, archFilter, batteryFilter, chooseGpus, cpuFilter, deviceIdsFilter,
+  feasible, inTimeWindows, nonGpuCapacityReject, quickReject, staticReject, labelsFilter, maxTasksFilter, memoryFilter, osFilter, quotaFilter, stateFilter, tierFilter,
+  windowFilter, zonedWallClock, type FilterContext,
 } from './feasibility.js';
+import { summarizeRejections } from './pending-reason.js';
+import { compileModelPattern, compileRequest } from './request.js';
 import { GiB, seededRng, simDevice, simFleet, simTask, simWorkload, type SimDeviceOptions, type SimTaskOptions } from './sim.js';
 import { allocatedFromDoc, emptyAllocated } from './allocations.js';
 

@@ -22,10 +22,10 @@ export { checkQuota, usageOf, ZERO_USAGE, type Usage, type UsageDoc } from './qu
 export { transition, canTransition, TASK_TRANSITIONS, HOLDS_RESOURCES, FINAL_STATES } from './task-state.js';
 export { tasksForJob, taskId } from './tasks.js';
 export { schedKeys } from './keys.js';
-export {
-  compileRequest, compileModelPattern, feasible, chooseGpus, summarizeRejections, toCandidate, inTimeWindows, REASONS,
-  type CandidateDevice, type CandidateGpu, type Allocated, type ProfileRules, type TimeWindow, type TaskRequest, type QuotaHook,
-} from './feasibility.js';
+export { toCandidate, type CandidateDevice, type CandidateGpu, type Allocated, type ProfileRules, type TimeWindow } from './candidate.js';
+export { compileRequest, compileModelPattern, type TaskRequest } from './request.js';
+export { feasible, chooseGpus, inTimeWindows, REASONS, type QuotaHook } from './feasibility.js';
+export { summarizeRejections } from './pending-reason.js';
 export { DEFAULT_WEIGHTS, type ScoreWeights, type LocalityHook, type SampleOptions } from './score.js';
 export { Planner, PREEMPTION_GAP, type Decision, type Victim, type PreemptionPlan } from './placement.js';
 export { simDevice, simTask, simFleet, simWorkload, seededRng } from './sim.js';

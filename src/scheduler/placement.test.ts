@@ -1,8 +1,10 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { emptyAllocated } from './allocations.js';
-import { compileRequest, toCandidate, type Allocated, type CandidateDevice, type FilterContext } from './feasibility.js';
+import { toCandidate, type Allocated, type CandidateDevice } from './candidate.js';
+import type { FilterContext } from './feasibility.js';
 import { Planner, bookInto, type Victim } from './placement.js';
+import { compileRequest } from './request.js';
 import { GiB, simDevice, simTask, type SimDeviceOptions, type SimTaskOptions } from './sim.js';
 
 const ctx: FilterContext = { now: Date.UTC(2025, 0, 1, 12) };

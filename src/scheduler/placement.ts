@@ -3,10 +3,10 @@
  * feasible ones, pick the best; when none fits, find the cheapest preemption. Pure: it reads the
  * candidate devices and returns a decision; the Scheduler books it and commits it.
  */
-import {
-  capacityReject, chooseGpus, quickReject, staticReject, summarizeRejections,
-  type Allocated, type CandidateDevice, type FilterContext, type TaskRequest,
-} from './feasibility.js';
+import type { Allocated, CandidateDevice } from './candidate.js';
+import { capacityReject, chooseGpus, quickReject, staticReject, type FilterContext } from './feasibility.js';
+import { summarizeRejections } from './pending-reason.js';
+import type { TaskRequest } from './request.js';
 import { DEFAULT_WEIGHTS, sampleSize, scoreDevice, type LocalityHook, type SampleOptions, type ScoreContext, type ScoreWeights } from './score.js';
 
 /** Placements of a task: the device and the GPU indices chosen there. */

@@ -5,7 +5,7 @@
  */
 import type { Quotas } from '../resources/tenant.js';
 import type { TaskResources } from '../resources/job.js';
-import { formatBytes } from './feasibility.js';
+import { formatBytes } from './pending-reason.js';
 
 /** What a tenant has booked (the `/nexus/usage/<tenant>` document, less its name). */
 export interface Usage {

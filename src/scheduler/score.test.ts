@@ -1,7 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { emptyAllocated } from './allocations.js';
-import { compileRequest, toCandidate, type Allocated, type CandidateDevice } from './feasibility.js';
+import { toCandidate, type Allocated, type CandidateDevice } from './candidate.js';
+import { compileRequest } from './request.js';
 import {
   DEFAULT_WEIGHTS, affinityScore, failurePenalty, fitScore, gpuFitScore, gpuHoardPenalty, sampleSize, scoreDevice, speedScore, type ScoreContext,
 } from './score.js';

@@ -14,7 +14,8 @@
  * Only a sample of the feasible devices is scored (Nomad's limit, kube-scheduler's
  * percentageOfNodesToScore): `sampleSize` says how many.
  */
-import type { CandidateDevice, TaskRequest } from './feasibility.js';
+import type { CandidateDevice } from './candidate.js';
+import type { TaskRequest } from './request.js';
 
 export interface ScoreWeights {
   fit: number;

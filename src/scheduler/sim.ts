@@ -4,7 +4,7 @@
  */
 import type { Device } from '../resources/device.js';
 import type { Task, TaskResources, TaskPlacement } from '../resources/job.js';
-import type { ProfileRules } from './feasibility.js';
+import type { ProfileRules } from './candidate.js';
 
 export const GiB = 1024 ** 3;
 export const MiB = 1024 ** 2;
