@@ -11,14 +11,15 @@
  * here but that left no trace is reported `lost`.
  */
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { NexusClient } from '../client/client.js';
-import { ApiError } from '../client/transport.js';
 import type { AssignmentMessage, RunSpec, TaskDoc, TaskStatusReport } from '../compute/types.js';
 import { createDrivers } from './drivers/index.js';
 import { safeRelPath } from './drivers/task-env.js';
-import type { LogChunk, RunningTask, TaskDriver, TaskExit } from './drivers/types.js';
+import type { RunningTask, TaskDriver, TaskExit } from './drivers/types.js';
+import { describeExit, readResult, shipLogs, type LogShipping } from './runner-output.js';
+import { MOVED, RETRYABLE, runIdOf, runName, type LocalRun, type RunRecord } from './runs.js';
 
 export interface TaskRunnerOptions {
   client: NexusClient;
@@ -47,45 +48,6 @@ export interface TaskRunner {
   readonly active: number;
   /** Stops watching and shipping. Tasks keep running; a new runner reattaches to them. */
   stop(): Promise<void>;
-}
-
-/** What the runner keeps beside each work dir. */
-interface RunRecord {
-  taskId: string;
-  attempt: number;
-  run: string;
-  driver: 'exec' | 'podman';
-  /** characters of each stream shipped so far */
-  sent: { stdout: number; stderr: number };
-  seq: number;
-  /** bytes shipped (for the cap) */
-  shipped: number;
-  truncated?: boolean;
-}
-
-interface LocalRun {
-  name: string;
-  task: TaskDoc;
-  rec?: RunRecord;
-  running?: RunningTask;
-  /** Why the server took the task away (we then stop it and report nothing). */
-  gone?: string;
-  /** The run ended here and its final report is on its way. */
-  reporting?: boolean;
-  done: Promise<void>;
-}
-
-const RETRYABLE = (e: unknown) => !(e instanceof ApiError) || e.status >= 500 || e.code === 'NEXUS_E_CONNECT';
-const MOVED = (e: unknown) => e instanceof ApiError && (e.code === 'NEXUS_E_TASK_MOVED' || e.code === 'NEXUS_E_NOT_FOUND');
-
-/** `run` tells two runs of one attempt apart (a preempted task placed again): its assignment time. */
-export function runIdOf(task: Pick<TaskDoc, 'assignedAt' | 'createdAt'>): string {
-  const at = Date.parse(task.assignedAt ?? task.createdAt);
-  return (Number.isFinite(at) ? at : 0).toString(36);
-}
-
-export function runName(task: Pick<TaskDoc, 'id' | 'attempt' | 'assignedAt' | 'createdAt'>): string {
-  return `${task.id}.${task.attempt}.${runIdOf(task)}`;
 }
 
 export function startTaskRunner(options: TaskRunnerOptions): TaskRunner {
@@ -154,6 +116,8 @@ export function startTaskRunner(options: TaskRunnerOptions): TaskRunner {
     await rm(recPath(name), { force: true }).catch(onError);
   }
 
+  const logShipping: LogShipping = { client, deviceId, batchMs, batchBytes, logLimit, stopped, retry, saveRec, onError };
+
   async function report(run: LocalRun, body: Omit<TaskStatusReport, 'deviceId' | 'attempt'>): Promise<boolean> {
     try {
       await retry(() => client.tasks.report(run.task.id, { deviceId, attempt: run.task.attempt, ...body }));
@@ -166,96 +130,6 @@ export function startTaskRunner(options: TaskRunnerOptions): TaskRunner {
       if (!stopped()) onError(e);
       return false;
     }
-  }
-
-  async function readResult(path: string | undefined): Promise<TaskStatusReport['result'] | undefined> {
-    if (!path || !existsSync(path)) return undefined;
-    const fh = await open(path, 'r');
-    try {
-      const size = (await fh.stat()).size;
-      const buf = Buffer.alloc(Math.min(size, resultLimit));
-      await fh.read(buf, 0, buf.length, 0);
-      const text = buf.toString('utf8');
-      const utf8 = Buffer.from(text, 'utf8').equals(buf);
-      return { data: utf8 ? text : buf.toString('base64'), encoding: utf8 ? 'utf8' : 'base64', truncated: size > buf.length, size };
-    } finally {
-      await fh.close();
-    }
-  }
-
-  function describeExit(exit: TaskExit, spec?: RunSpec): string | undefined {
-    switch (exit.reason) {
-      case 'exited':
-        if (exit.exitCode === 0) return undefined;
-        return exit.signal ? `killed by ${exit.signal}` : `exited with code ${exit.exitCode}`;
-      case 'timeout':
-        return `timed out after ${spec?.timeoutSeconds ?? '?'} s${exit.message ? `: ${exit.message}` : ''}`;
-      case 'oom':
-        return `killed for using more than its memory limit${spec ? ` (${spec.memoryBytes} bytes)` : ''}`;
-      case 'cancelled':
-        return exit.message ?? 'cancelled';
-      default:
-        return exit.message ?? exit.reason;
-    }
-  }
-
-  /** Ships a run's output: skips what an earlier agent process already shipped, batches the rest. */
-  async function shipLogs(run: LocalRun, rt: RunningTask, rec: RunRecord): Promise<void> {
-    const skip = { ...rec.sent };
-    let buf: LogChunk[] = [];
-    let bytes = 0;
-    let timer: NodeJS.Timeout | undefined;
-    let chain = Promise.resolve();
-    const post = async (chunks: LogChunk[], truncated: boolean) => {
-      if (run.gone || stopped()) return;
-      const seq = rec.seq;
-      try {
-        await retry(() => client.tasks.postLogs(run.task.id, {
-          deviceId, attempt: rec.attempt, run: rec.run, seq, chunks: chunks.length > 0 ? chunks : [{ stream: 'stderr', data: '', ts: Date.now() }],
-          ...(truncated ? { truncated: true } : {}),
-        }));
-        rec.seq = seq + 1;
-        for (const c of chunks) rec.sent[c.stream] += c.data.length;
-        await saveRec(rec, run.name);
-      } catch (e) {
-        if (MOVED(e)) run.gone ??= (e as Error).message;
-        else if (!stopped()) onError(e);
-      }
-    };
-    const flush = (truncated = false) => {
-      if (timer) clearTimeout(timer);
-      timer = undefined;
-      if (buf.length === 0 && !truncated) return chain;
-      const chunks = buf;
-      buf = [];
-      bytes = 0;
-      chain = chain.then(() => post(chunks, truncated));
-      return chain;
-    };
-    for await (const c of rt.logs) {
-      if (stopped()) return;
-      let data = c.data;
-      if (skip[c.stream] > 0) {
-        const n = Math.min(skip[c.stream], data.length);
-        skip[c.stream] -= n;
-        data = data.slice(n);
-        if (!data) continue;
-      }
-      if (rec.truncated) continue;
-      const size = Buffer.byteLength(data);
-      if (rec.shipped + size > logLimit) {
-        rec.truncated = true;
-        await flush(true);
-        continue;
-      }
-      rec.shipped += size;
-      buf.push({ stream: c.stream, data, ts: c.ts });
-      bytes += size;
-      if (bytes >= batchBytes) await flush();
-      else timer ??= setTimeout(() => void flush(), batchMs);
-    }
-    await flush();
-    await chain;
   }
 
   /** Runs (or reattaches to) one assignment until it ends or leaves the device. */
@@ -344,7 +218,7 @@ export function startTaskRunner(options: TaskRunnerOptions): TaskRunner {
     }
     run.rec = rec;
 
-    const shipping = shipLogs(run, rt, rec!).catch(onError);
+    const shipping = shipLogs(logShipping, run, rt, rec!).catch(onError);
     const exit = immediateExit ?? (await rt.wait());
     await shipping;
     if (stopped()) return;
@@ -356,7 +230,7 @@ export function startTaskRunner(options: TaskRunnerOptions): TaskRunner {
     const ok = exit.reason === 'exited' && exit.exitCode === 0;
     const state = ok ? 'succeeded' : exit.reason === 'lost' ? 'lost' : 'failed';
     const message = describeExit(exit, spec);
-    const result = await readResult(exit.resultPath).catch(() => undefined);
+    const result = await readResult(exit.resultPath, resultLimit).catch(() => undefined);
     await report(run, {
       state,
       ...(exit.exitCode !== null && exit.exitCode !== undefined ? { exitCode: exit.exitCode } : {}),

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildSpec, millis, size } from '../cli/commands/run.js';
 import { isNexusError } from '../errors/catalogue.js';
-import { runIdOf, runName } from '../agent/runner.js';
+import { runIdOf, runName } from '../agent/runs.js';
 import { JOB_ID_RE, jobIdOfTask, newJobId } from './ids.js';
 import { byShard, logEntries, validateSpec } from './jobs.js';
 import { computeKeys, parseLogKey } from './keys.js';

@@ -3,14 +3,14 @@
  * declares tasks on dead devices `lost` after a grace period and reschedules them, starts the
  * aggregate step once every shard succeeded, derives each job's state, and records every task
  * and job state change as an event. Level-triggered: it keeps a view of jobs, tasks and devices
- * from one store watch (from the revision it loaded at), reconciles the jobs that changed, and
- * every `resyncMs` all unfinished jobs, so a restart or a leader change loses nothing.
+ * from one store watch (from the revision it loaded at; `controller-view.ts`), reconciles the jobs
+ * that changed, and every `resyncMs` all unfinished jobs, so a restart or a leader change loses
+ * nothing.
  *
  * Every write is guarded by leadership (`leaderTxn`, or `updateTaskState` with the guard), and
  * every task state change goes through `updateTaskState`, which also releases bookings.
  */
 import { isNexusError } from '../errors/catalogue.js';
-import type { Device } from '../resources/device.js';
 import { DEFAULT_PRIORITY, type Task, type TaskState } from '../resources/job.js';
 import { isWorkLost } from '../cluster/health.js';
 import type { Controller } from '../cluster/controllers.js';
@@ -18,14 +18,12 @@ import { leaderTxn, type Leadership } from '../cluster/leadership.js';
 import { updateTaskState } from '../scheduler/allocations.js';
 import { schedKeys } from '../scheduler/keys.js';
 import { Scheduler, type SchedulerOptions } from '../scheduler/scheduler.js';
-import { HOLDS_RESOURCES } from '../scheduler/task-state.js';
 import { taskId as taskIdOf } from '../scheduler/tasks.js';
-import { keys } from '../store/keys.js';
-import type { Clock, KeyValue, StateStore, TxnOp, WatchEvent } from '../store/types.js';
+import type { Clock, StateStore, WatchEvent } from '../store/types.js';
 import { ROOT } from '../store/keys.js';
-import { JOB_FINAL, cancelTasks, rangeAll } from './jobs.js';
-import { computeKeys } from './keys.js';
-import type { ComputeEvent, JobDoc, TaskDoc } from './types.js';
+import { ComputeView } from './controller-view.js';
+import { JOB_FINAL, cancelTasks } from './jobs.js';
+import type { JobDoc, TaskDoc } from './types.js';
 
 export interface ComputeControllerOptions {
   store: StateStore;
@@ -42,13 +40,7 @@ export interface ComputeControllerOptions {
   onError?: (err: unknown) => void;
 }
 
-interface Rec<T> {
-  doc: T;
-  rev: number;
-}
-
 const ACTIVE: ReadonlySet<TaskState> = new Set(['assigned', 'running']);
-const WATCH_PREFIXES = { jobs: schedKeys.jobs(), tasks: schedKeys.tasks(), devices: keys.devices() };
 
 export class ComputeController implements Controller {
   readonly name = 'compute';
@@ -61,14 +53,8 @@ export class ComputeController implements Controller {
   private readonly onError: (err: unknown) => void;
   readonly scheduler: Scheduler | undefined;
 
-  private jobs = new Map<string, Rec<JobDoc>>();
-  private tasks = new Map<string, Rec<TaskDoc>>();
-  private tasksByJob = new Map<string, Set<string>>();
-  private devices = new Map<string, Device>();
-  private dirty = new Set<string>();
+  private readonly view: ComputeView;
   private wakeAt = new Map<string, number>();
-  private pendingEvents: { key: string; event: ComputeEvent }[] = [];
-  private processedRev = 0;
   private loopDone: Promise<void> | undefined;
   private kick: (() => void) | undefined;
 
@@ -80,6 +66,7 @@ export class ComputeController implements Controller {
     this.lostRetries = options.lostRetries ?? 5;
     this.resyncMs = options.resyncMs ?? 15_000;
     this.onError = options.onError ?? (() => {});
+    this.view = new ComputeView(this.store, this.leadership);
     if (options.scheduler !== false) {
       const extra = typeof options.scheduler === 'object' ? options.scheduler : {};
       this.scheduler = new Scheduler({ clock: this.clock, onError: this.onError, ...extra, store: this.store, guard: () => this.leadership.guard() });
@@ -119,7 +106,7 @@ export class ComputeController implements Controller {
   }
 
   private async session(signal: AbortSignal): Promise<void> {
-    const from = await this.load();
+    const from = await this.view.load();
     const watch = this.store.watch(ROOT, { fromRevision: from + 1 });
     const onAbort = () => {
       watch.close();
@@ -142,25 +129,25 @@ export class ComputeController implements Controller {
     })();
     let lastResync = this.clock();
     try {
-      for (const id of this.jobs.keys()) this.dirty.add(id);
+      for (const id of this.view.jobs.keys()) this.view.dirty.add(id);
       while (!signal.aborted) {
         if (broken) throw broken;
         const batch = inbox.splice(0, inbox.length);
-        for (const ev of batch) this.apply(ev);
+        for (const ev of batch) this.view.apply(ev);
         const now = this.clock();
         if (now - lastResync >= this.resyncMs) {
           lastResync = now;
-          for (const [k, r] of this.jobs) if (!JOB_FINAL.has(r.doc.state) || r.doc.state === 'cancelled') this.dirty.add(k);
+          for (const [k, r] of this.view.jobs) if (!JOB_FINAL.has(r.doc.state) || r.doc.state === 'cancelled') this.view.dirty.add(k);
         }
         for (const [k, at] of this.wakeAt) {
           if (at <= now) {
             this.wakeAt.delete(k);
-            this.dirty.add(k);
+            this.view.dirty.add(k);
           }
         }
-        if (this.dirty.size > 0) {
-          const jobs = [...this.dirty];
-          this.dirty.clear();
+        if (this.view.dirty.size > 0) {
+          const jobs = [...this.view.dirty];
+          this.view.dirty.clear();
           for (const k of jobs) {
             if (signal.aborted) break;
             try {
@@ -172,8 +159,8 @@ export class ComputeController implements Controller {
             }
           }
         }
-        await this.flushEvents();
-        if (inbox.length > 0 || this.dirty.size > 0 || broken) continue;
+        await this.view.flushEvents();
+        if (inbox.length > 0 || this.view.dirty.size > 0 || broken) continue;
         let wait = Math.max(0, lastResync + this.resyncMs - this.clock());
         for (const at of this.wakeAt.values()) wait = Math.min(wait, Math.max(0, at - this.clock()));
         await new Promise<void>((resolve) => {
@@ -194,143 +181,9 @@ export class ComputeController implements Controller {
     }
   }
 
-  /** Reads jobs, tasks and devices; returns the revision the view is at. */
-  private async load(): Promise<number> {
-    this.jobs.clear();
-    this.tasks.clear();
-    this.tasksByJob.clear();
-    this.devices.clear();
-    const rev = await this.store.revision();
-    const cursorKv = await this.store.get(computeKeys.eventsCursor());
-    const cursor = cursorKv ? Number(cursorKv.value) : rev;
-    for (const kv of (await rangeAll(this.store, WATCH_PREFIXES.jobs)).items) this.setJob(kv.key, JSON.parse(kv.value) as JobDoc, kv.modRevision);
-    for (const kv of (await rangeAll(this.store, WATCH_PREFIXES.devices)).items) this.devices.set(kv.key.slice(WATCH_PREFIXES.devices.length), JSON.parse(kv.value) as Device);
-    const gap: KeyValue[] = [];
-    for (const kv of (await rangeAll(this.store, WATCH_PREFIXES.tasks)).items) {
-      this.setTask(kv.key, JSON.parse(kv.value) as TaskDoc, kv.modRevision);
-      if (kv.modRevision > cursor && kv.version > 1) gap.push(kv);
-    }
-    // Changes between the last recorded event and now (a restart or a new leader): record the
-    // state each task is in now, unless a previous leader did already.
-    for (const kv of gap) {
-      const t = JSON.parse(kv.value) as TaskDoc;
-      const key = computeKeys.event(t.tenant, kv.modRevision, t.id);
-      if (await this.store.get(key)) continue;
-      this.pendingEvents.push({ key, event: this.taskEvent(t, undefined, kv.modRevision) });
-    }
-    this.processedRev = Math.max(rev, cursor);
-    return rev;
-  }
-
-  private jobKeyOf(t: Pick<Task, 'tenant' | 'jobId'>): string {
-    return schedKeys.job(t.tenant, t.jobId);
-  }
-
-  private setJob(key: string, doc: JobDoc, rev: number): void {
-    this.jobs.set(key, { doc, rev });
-  }
-
-  private setTask(key: string, doc: TaskDoc, rev: number): void {
-    this.tasks.set(key, { doc, rev });
-    const jk = this.jobKeyOf(doc);
-    let s = this.tasksByJob.get(jk);
-    if (!s) this.tasksByJob.set(jk, (s = new Set()));
-    s.add(key);
-  }
-
-  private apply(ev: WatchEvent): void {
-    this.processedRev = Math.max(this.processedRev, ev.revision);
-    if (ev.key.startsWith(WATCH_PREFIXES.tasks)) {
-      const prev = this.tasks.get(ev.key);
-      if (prev && prev.rev >= ev.revision) return;
-      if (ev.type === 'delete') {
-        if (prev) {
-          this.tasks.delete(ev.key);
-          this.tasksByJob.get(this.jobKeyOf(prev.doc))?.delete(ev.key);
-          this.dirty.add(this.jobKeyOf(prev.doc));
-        }
-        return;
-      }
-      const doc = JSON.parse(ev.value) as TaskDoc;
-      this.setTask(ev.key, doc, ev.revision);
-      if (prev && prev.doc.state !== doc.state) {
-        this.pendingEvents.push({ key: computeKeys.event(doc.tenant, ev.revision, doc.id), event: this.taskEvent(doc, prev.doc.state, ev.revision) });
-      }
-      this.dirty.add(this.jobKeyOf(doc));
-    } else if (ev.key.startsWith(WATCH_PREFIXES.jobs)) {
-      const prev = this.jobs.get(ev.key);
-      if (prev && prev.rev >= ev.revision) return;
-      if (ev.type === 'delete') {
-        this.jobs.delete(ev.key);
-        return;
-      }
-      const doc = JSON.parse(ev.value) as JobDoc;
-      this.setJob(ev.key, doc, ev.revision);
-      if (!prev || prev.doc.state !== doc.state) {
-        this.pendingEvents.push({
-          key: computeKeys.event(doc.tenant, ev.revision, doc.id),
-          event: {
-            revision: ev.revision, at: doc.updatedAt ?? doc.createdAt, tenant: doc.tenant, kind: 'job', jobId: doc.id,
-            ...(prev ? { from: prev.doc.state } : {}), to: doc.state, ...(doc.message ? { reason: doc.message } : {}),
-          },
-        });
-      }
-      this.dirty.add(ev.key);
-    } else if (ev.key.startsWith(WATCH_PREFIXES.devices)) {
-      const id = ev.key.slice(WATCH_PREFIXES.devices.length);
-      if (ev.type === 'delete') this.devices.delete(id);
-      else this.devices.set(id, JSON.parse(ev.value) as Device);
-      // Jobs with work on this device need a look (it may have gone down, or come back).
-      for (const r of this.tasks.values()) if (r.doc.deviceId === id && HOLDS_RESOURCES.has(r.doc.state)) this.dirty.add(this.jobKeyOf(r.doc));
-    }
-  }
-
-  private taskEvent(t: TaskDoc, from: string | undefined, revision: number): ComputeEvent {
-    const reason = t.state === 'pending' ? t.pendingReason ?? t.message : t.message;
-    return {
-      revision,
-      at: t.updatedAt ?? t.createdAt,
-      tenant: t.tenant,
-      kind: 'task',
-      jobId: t.jobId,
-      taskId: t.id,
-      ...(from ? { from } : {}),
-      to: t.state,
-      attempt: t.attempt,
-      ...(t.deviceId ? { deviceId: t.deviceId } : {}),
-      ...(t.exitCode !== undefined && (t.state === 'failed' || t.state === 'succeeded') ? { exitCode: t.exitCode } : {}),
-      ...(reason ? { reason: reason.slice(0, 500) } : {}),
-    };
-  }
-
-  /** Writes recorded events (and the cursor) in guarded batches. */
-  private async flushEvents(): Promise<void> {
-    while (this.pendingEvents.length > 0) {
-      const batch = this.pendingEvents.splice(0, 90);
-      const ops: TxnOp[] = batch.map((e) => ({ type: 'put', key: e.key, value: JSON.stringify(e.event) }));
-      const last = this.pendingEvents.length === 0;
-      if (last) ops.push({ type: 'put', key: computeKeys.eventsCursor(), value: String(this.processedRev) });
-      try {
-        await leaderTxn(this.store, this.leadership, { compare: [], success: ops });
-      } catch (err) {
-        this.pendingEvents.unshift(...batch);
-        throw err;
-      }
-    }
-  }
-
   // -------------------------------------------------------------------------------------------
   // Reconciling one job
   // -------------------------------------------------------------------------------------------
-
-  private jobTasks(jobKey: string): TaskDoc[] {
-    const out: TaskDoc[] = [];
-    for (const k of this.tasksByJob.get(jobKey) ?? []) {
-      const r = this.tasks.get(k);
-      if (r) out.push(r.doc);
-    }
-    return out;
-  }
 
   private backoffMs(job: JobDoc, attempt: number): number {
     const base = (job.spec.retry?.backoffSeconds ?? 10) * 1000;
@@ -343,11 +196,11 @@ export class ComputeController implements Controller {
   }
 
   private async reconcileJob(jobKey: string): Promise<void> {
-    const rec = this.jobs.get(jobKey);
+    const rec = this.view.jobs.get(jobKey);
     if (!rec) return;
     const job = rec.doc;
     const now = this.clock();
-    let tasks = this.jobTasks(jobKey);
+    let tasks = this.view.jobTasks(jobKey);
 
     if (job.state === 'cancelled') {
       if (tasks.some((t) => t.state === 'pending' || ACTIVE.has(t.state))) await cancelTasks(this.store, tasks, this.clock, 'job cancelled', this.guard);
@@ -358,7 +211,7 @@ export class ComputeController implements Controller {
     // 1. Work on dead devices is lost after the grace period.
     for (const t of tasks) {
       if (!ACTIVE.has(t.state) || !t.deviceId) continue;
-      const dev = this.devices.get(t.deviceId);
+      const dev = this.view.devices.get(t.deviceId);
       let why: string | undefined;
       if (!dev) why = `device ${t.deviceId} no longer exists`;
       else if (dev.revokedAt) why = `device ${t.deviceId} was revoked at ${dev.revokedAt}`;
@@ -375,7 +228,7 @@ export class ComputeController implements Controller {
         await this.move(t, 'pending', { pendingReason: `moved off device ${dev.name} (${dev.id}), which is draining` } as Partial<Task>, ['assigned', 'running']);
       }
     }
-    tasks = this.jobTasks(jobKey);
+    tasks = this.view.jobTasks(jobKey);
 
     // 2. Retries: failed (with backoff) and lost (at once) go back to pending while attempts remain.
     let doomed: TaskDoc | undefined;
@@ -399,7 +252,7 @@ export class ComputeController implements Controller {
       } as Partial<Task>, [t.state]);
       if (notBefore > now) this.wake(jobKey, notBefore);
     }
-    tasks = this.jobTasks(jobKey);
+    tasks = this.view.jobTasks(jobKey);
 
     // 3. Shards the API did not get to write (a crash between batches) are added.
     const count = job.spec.count ?? 1;
@@ -410,7 +263,7 @@ export class ComputeController implements Controller {
     //    job cannot succeed); the job fails once nothing runs any more.
     if (doomed) {
       if (tasks.some((t) => t.state === 'pending')) await cancelTasks(this.store, tasks.filter((t) => t.state === 'pending'), this.clock, `job failed: task ${doomed.id} ${doomed.state}`, this.guard);
-      tasks = this.jobTasks(jobKey);
+      tasks = this.view.jobTasks(jobKey);
       if (!tasks.some((t) => ACTIVE.has(t.state) || t.state === 'pending')) {
         const n = doomed.attempt + 1;
         const what = doomed.state === 'cancelled' ? 'was cancelled' : `${doomed.state === 'lost' ? 'was lost' : 'failed'} after ${n} attempt${n === 1 ? '' : 's'}`;
@@ -460,7 +313,7 @@ export class ComputeController implements Controller {
   }
 
   private async setJobState(jobKey: string, state: JobDoc['state'], message?: string): Promise<void> {
-    const rec = this.jobs.get(jobKey);
+    const rec = this.view.jobs.get(jobKey);
     if (!rec || (rec.doc.state === state && rec.doc.message === (message ?? rec.doc.message))) return;
     const next: JobDoc = { ...rec.doc, state, updatedAt: new Date(this.clock()).toISOString() };
     if (message) next.message = message;

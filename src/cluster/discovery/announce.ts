@@ -6,7 +6,8 @@ import { hostname as osHostname, networkInterfaces } from 'node:os';
 import type { RemoteInfo } from 'node:dgram';
 import type { Answer } from 'dns-packet';
 import type mdns from 'multicast-dns';
-import { advertisedAddresses, announcement, answerQuery, serviceInfo, wantsUnicast, type ServiceInfo } from './records.js';
+import { advertisedAddresses } from './addresses.js';
+import { announcement, answerQuery, serviceInfo, wantsUnicast, type ServiceInfo } from './records.js';
 import { closeSocket, openSocket } from './socket.js';
 
 export interface AnnounceOptions {

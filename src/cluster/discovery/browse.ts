@@ -4,7 +4,8 @@
  */
 import type { Question } from 'dns-packet';
 import type mdns from 'multicast-dns';
-import { DiscoveryCache, SERVICE_TYPE, type DiscoveredServer } from './records.js';
+import { DiscoveryCache, type DiscoveredServer } from './cache.js';
+import { SERVICE_TYPE } from './records.js';
 import { closeSocket, openSocket } from './socket.js';
 
 export interface DiscoverOptions {

@@ -12,7 +12,9 @@ import type { Answer } from 'dns-packet';
 const dataOf = (a: Answer): unknown => (a as { data?: unknown }).data;
 import mdns from 'multicast-dns';
 import { announce, discover, MDNS_GROUP, SERVICE_TYPE } from './index.js';
-import { advertisedAddresses, announcement, answerQuery, buildRecords, DiscoveryCache, parseTxt, resolveInterface, serviceInfo } from './records.js';
+import { advertisedAddresses, resolveInterface } from './addresses.js';
+import { DiscoveryCache, parseTxt } from './cache.js';
+import { announcement, answerQuery, buildRecords, serviceInfo } from './records.js';
 
 const PIN = 'ab'.repeat(32);
 const PIN2 = 'cd'.repeat(32);

@@ -16,4 +16,5 @@
  */
 export { announce, type AnnounceOptions, type Announcer } from './announce.js';
 export { discover, type DiscoverOptions } from './browse.js';
-export { SERVICE_TYPE, MDNS_PORT, MDNS_GROUP, TXT_VERSION, type DiscoveredServer } from './records.js';
+export { type DiscoveredServer } from './cache.js';
+export { SERVICE_TYPE, MDNS_PORT, MDNS_GROUP, TXT_VERSION } from './records.js';

@@ -1,7 +1,8 @@
 /** Opens the `multicast-dns` socket both sides use. */
 import { networkInterfaces } from 'node:os';
 import mdns from 'multicast-dns';
-import { MDNS_PORT, resolveInterface } from './records.js';
+import { resolveInterface } from './addresses.js';
+import { MDNS_PORT } from './records.js';
 
 export interface SocketOptions {
   /** IPv4 address or interface name; all interfaces when absent. */
