@@ -7,8 +7,9 @@
 import { hostname } from 'node:os';
 import { ApiError } from '../client/transport.js';
 import { NexusClient } from '../client/client.js';
+import { HeartbeatStreamClient } from '../client/heartbeat-stream.js';
 import { isNexusError } from '../errors/catalogue.js';
-import type { DeviceCapabilities, Utilization } from '../resources/device.js';
+import type { DeviceCapabilities, Heartbeat, HeartbeatReply, Utilization } from '../resources/device.js';
 import { VERSION } from '../version.js';
 import { measureAndReport } from './netprobe.js';
 import { startTaskRunner, type TaskRunner } from './runner.js';
@@ -46,6 +47,11 @@ export interface AgentOptions {
    * `<dataDir>/tasks/` (src/agent/runner.ts). Absent: the agent only reports the device.
    */
   tasks?: { dataDir: string };
+  /**
+   * Heartbeat over one long stream (docs/adr/011-heartbeat-streams.md) rather than a request per
+   * beat. The agent falls back to requests by itself when the server has no streams. @default true
+   */
+  heartbeatStream?: boolean;
   /** Measure RTT to the server now and then and report it for the topology matrix. @default 60000 (0 = never) */
   topologyMs?: number;
 }
@@ -71,12 +77,38 @@ function codeOf(err: unknown): string | undefined {
 export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   let state: AgentState = 'starting';
   const { deviceId } = options;
-  const client = new NexusClient({ addr: options.addr, token: options.token, timeoutMs: 5000, ...(options.ca ? { ca: options.ca } : {}) });
   let intervalMs = options.heartbeatMs ?? 1000;
   let timer: NodeJS.Timeout | undefined;
   let reprobeTimer: NodeJS.Timeout | undefined;
   let failing = false;
   let mustRegister = false;
+
+  const transport = { addr: options.addr, token: options.token, timeoutMs: 5000, ...(options.ca ? { ca: options.ca } : {}) };
+  const client = new NexusClient(transport);
+  const stream = options.heartbeatStream === false ? undefined : new HeartbeatStreamClient(transport, deviceId);
+  /** After a stream failed where a request worked, requests only until then (Date.now() ms). */
+  let streamRetryAt = 0;
+  let streamFailures = 0;
+  const sendHeartbeat = async (hb: Heartbeat): Promise<HeartbeatReply> => {
+    if (stream && Date.now() >= streamRetryAt) {
+      try {
+        const reply = await stream.send(hb);
+        streamFailures = 0;
+        return reply;
+      } catch (err) {
+        // A server without streams (older): requests from now on. A broken stream (server
+        // restarted, a proxy that cuts long requests): this beat as a request, the next one
+        // opens a new stream; after three in a row, requests for a minute.
+        if (codeOf(err) === 'NEXUS_E_ROUTE_NOT_FOUND') streamRetryAt = Infinity;
+        else if (codeOf(err) !== 'NEXUS_E_CONNECT') throw err;
+        else if (++streamFailures >= 3) {
+          streamRetryAt = Date.now() + 60_000;
+          streamFailures = 0;
+        }
+      }
+    }
+    return client.devices.heartbeat(deviceId, hb);
+  };
 
   const register = async () => {
     const { capabilities, warnings } = await options.probe();
@@ -111,7 +143,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         await register();
         mustRegister = false;
       }
-      const reply = await client.devices.heartbeat(deviceId, options.sample ? { utilization: options.sample() } : {});
+      const reply = await sendHeartbeat(options.sample ? { utilization: options.sample() } : {});
       if (reply.intervalMs > 0) intervalMs = reply.intervalMs;
       if (failing) {
         failing = false;
@@ -160,6 +192,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     clearInterval(topologyTimer);
     clearTimeout(firstRound);
     await runner?.stop();
+    stream?.close();
     client.close();
     state = 'stopped';
   }

@@ -11,6 +11,7 @@ import { installErrorHandling } from './errors.js';
 import { lazyValidatorsFactory } from './lazy-validators.js';
 import { deviceRoutes } from './routes/devices.js';
 import { healthRoutes } from './routes/health.js';
+import { heartbeatRoutes } from './routes/heartbeats.js';
 import { jobRoutes } from './routes/jobs.js';
 import { joinRoutes } from './routes/join.js';
 import { profileRoutes } from './routes/profiles.js';
@@ -31,7 +32,7 @@ export interface AppOptions {
 /** A route module: registers its routes on the app. */
 export type RouteModule = (app: FastifyInstance, ctx: ApiContext) => void;
 
-const ROUTES: RouteModule[] = [healthRoutes, tenantRoutes, tokenRoutes, deviceRoutes, joinRoutes, profileRoutes, topologyRoutes, jobRoutes, taskRoutes];
+const ROUTES: RouteModule[] = [healthRoutes, tenantRoutes, tokenRoutes, deviceRoutes, heartbeatRoutes, joinRoutes, profileRoutes, topologyRoutes, jobRoutes, taskRoutes];
 
 export async function buildApp(ctx: ApiContext, options: AppOptions = {}, extraRoutes: RouteModule[] = []): Promise<FastifyInstance> {
   const app = Fastify({

@@ -1,5 +1,6 @@
 /** What route handlers get: the services of one server. */
 import type { DeviceService } from '../cluster/devices.js';
+import type { HeartbeatStreams } from '../cluster/heartbeat-stream.js';
 import type { ProfileService } from '../cluster/profiles.js';
 import type { TopologyService } from '../cluster/topology.js';
 import type { StateStore } from '../store/types.js';
@@ -16,6 +17,8 @@ export interface ApiContext {
   tenants: TenantService;
   tokens: TokenService;
   devices: DeviceService;
+  /** Open heartbeat streams (closed on shutdown and when their device is revoked here). */
+  heartbeatStreams: HeartbeatStreams;
   profiles: ProfileService;
   topology: TopologyService;
   /** The cluster CA, on a server that serves TLS (GET /v1/join/ca). */

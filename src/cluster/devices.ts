@@ -111,11 +111,26 @@ export class DeviceService {
    * credential was checked against its device id by auth already; other callers need the device.
    */
   async heartbeat(by: Principal, id: string, hb: Heartbeat): Promise<HeartbeatReply> {
+    await this.authorizeHeartbeat(by, id);
+    return { intervalMs: this.beat(id, hb) };
+  }
+
+  /** May `by` heartbeat for device `id`? A heartbeat stream asks once, when it opens. */
+  async authorizeHeartbeat(by: Principal, id: string): Promise<void> {
     authorize(by, 'devices:register');
     authorizeAgentFor(by, id, 'heartbeat for');
     if (by.deviceId !== id && !(await this.store.get(keys.device(id)))) throw new NexusError('NEXUS_E_NOT_FOUND', { kind: 'device', id });
+  }
+
+  /** Records a heartbeat the caller was authorized for; returns the interval to announce (ms). */
+  beat(id: string, hb: Heartbeat): number {
     this.heartbeats.record(id, hb.utilization);
-    return { intervalMs: this.heartbeats.intervalMs() };
+    return this.heartbeats.intervalMs();
+  }
+
+  /** How long a heartbeat stream may stay silent before the server closes it (ms). */
+  streamIdleMs(): number {
+    return Math.max(15_000, 6 * this.heartbeats.intervalMs());
   }
 
   /** Operator changes: drain / maintenance / back to normal, labels (null removes), tier, profile. */

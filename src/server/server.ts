@@ -12,6 +12,7 @@ import { loadOrCreateCa, loadOrIssueServerCert, serverNames, type ClusterCa } fr
 import { DeviceService } from '../cluster/devices.js';
 import { HealthController, resolveHealthOptions, type HealthOptions } from '../cluster/health.js';
 import { HeartbeatRelay } from '../cluster/heartbeat-relay.js';
+import { HeartbeatStreams } from '../cluster/heartbeat-stream.js';
 import { HeartbeatTable } from '../cluster/heartbeats.js';
 import { ProfileService } from '../cluster/profiles.js';
 import { TopologyService } from '../cluster/topology.js';
@@ -94,6 +95,7 @@ export async function startServer(config: ServerConfig, ext: ServerExtensions = 
     tenants,
     tokens,
     devices,
+    heartbeatStreams: new HeartbeatStreams(() => devices.streamIdleMs()),
     profiles,
     topology,
     ...(ca ? { ca: { certPem: ca.certPem, pin: ca.pin } } : {}),

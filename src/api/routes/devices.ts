@@ -2,12 +2,12 @@ import { NexusError } from '../../errors/catalogue.js';
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { List } from '../../resources/common.js';
-import { Device, DevicePatch, DeviceRegister, Heartbeat, HeartbeatReply } from '../../resources/device.js';
+import { Device, DevicePatch, DeviceRegister } from '../../resources/device.js';
 import { principalOf } from '../auth.js';
 import type { ApiContext } from '../context.js';
 
-const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) });
-type IdParams = Static<typeof IdParams>;
+export const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) });
+export type IdParams = Static<typeof IdParams>;
 
 export function deviceRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.get('/v1/devices', { schema: { tags: ['devices'], response: { 200: List(Device) } } }, async (req) => {
@@ -32,11 +32,10 @@ export function deviceRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   app.post<{ Params: IdParams }>('/v1/devices/:id/revoke', {
     schema: { tags: ['devices'], summary: 'revoke the device credential', params: IdParams, response: { 200: Device } },
-  }, async (req) => ctx.devices.revoke(principalOf(req), req.params.id));
-
-  // Heartbeats are the hottest route: logged at warn only, one in-memory update each.
-  app.post<{ Params: IdParams; Body: Heartbeat }>('/v1/devices/:id/heartbeat', {
-    logLevel: 'warn',
-    schema: { tags: ['devices'], params: IdParams, body: Heartbeat, response: { 200: HeartbeatReply } },
-  }, async (req) => ctx.devices.heartbeat(principalOf(req), req.params.id, req.body));
+  }, async (req) => {
+    const device = await ctx.devices.revoke(principalOf(req), req.params.id);
+    // Its open heartbeat streams end now (on other servers, at their next credential check).
+    ctx.heartbeatStreams.closeDevice(device.id, new NexusError('NEXUS_E_DEVICE_REVOKED', { id: device.id, at: device.revokedAt ?? '' }));
+    return device;
+  });
 }

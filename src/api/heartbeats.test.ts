@@ -1,0 +1,142 @@
+// The heartbeat stream over a real socket: a real server (SQLite, loopback) and node:http clients.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { ApiError } from '../client/transport.js';
+import { HeartbeatStreamClient } from '../client/heartbeat-stream.js';
+import { startTestServer, type TestServer } from '../testing/server.js';
+
+const caps = { os: { platform: 'linux' }, cpu: { arch: 'x64', logicalCores: 4 }, memory: { totalBytes: 8e9 }, gpus: [] };
+
+/** Opens a stream by hand: what was answered (status, lines) and a writer for lines. */
+function rawStream(url: string, token: string | undefined, contentType = 'application/x-ndjson') {
+  const lines: string[] = [];
+  let status = 0;
+  let ended = false;
+  let buf = '';
+  const req = http.request(url, { method: 'POST', headers: { 'content-type': contentType, ...(token ? { authorization: `Bearer ${token}` } : {}) } });
+  const opened = new Promise<void>((resolve) => {
+    req.on('response', (res) => {
+      status = res.statusCode ?? 0;
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => {
+        buf += c;
+        let i: number;
+        while ((i = buf.indexOf('\n')) >= 0) {
+          lines.push(buf.slice(0, i));
+          buf = buf.slice(i + 1);
+        }
+      });
+      res.on('end', () => {
+        if (buf) lines.push(buf);
+        ended = true;
+      });
+      resolve();
+    });
+    req.on('error', () => resolve());
+  });
+  req.flushHeaders();
+  return {
+    opened,
+    write: (s: string) => req.write(s),
+    end: () => req.end(),
+    lines,
+    status: () => status,
+    ended: () => ended,
+    close: () => req.destroy(),
+  };
+}
+
+async function until(cond: () => boolean, what: string, ms = 3000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe('heartbeat stream API (POST /v1/devices/:id/heartbeats)', () => {
+  let t: TestServer;
+  let device: { id: string };
+  let token: string;
+  const admin = () => ({ authorization: `Bearer ${t.adminToken}` });
+  const streamUrl = (id: string) => `${t.server.url}/v1/devices/${id}/heartbeats`;
+
+  before(async () => {
+    t = await startTestServer();
+    const join = (await t.server.app.inject({ method: 'POST', url: '/v1/tokens', headers: admin(), payload: { role: 'agent' } })).json().token as string;
+    const r = await t.server.app.inject({ method: 'POST', url: '/v1/join', headers: { authorization: `Bearer ${join}` }, payload: { name: 'streamer', capabilities: caps } });
+    ({ device, token } = r.json());
+  });
+  after(async () => t.close());
+
+  it('answers every line with the interval, records utilization, and answers bad lines with a code and field', async () => {
+    const s = rawStream(streamUrl(device.id), token);
+    await s.opened;
+    assert.equal(s.status(), 200);
+    s.write(JSON.stringify({ utilization: { cpuPct: 42.5, memoryUsedBytes: 123 } }) + '\n');
+    s.write('{"utilization": {"cpuPct": "high", "memoryUsedBytes": 1}}\n{not json\n');
+    s.write('{}\n');
+    await until(() => s.lines.length >= 4, 'four answers');
+    const a = s.lines.map((l) => JSON.parse(l));
+    assert.deepEqual(a[0], { intervalMs: 1000 });
+    assert.deepEqual([a[1].error.code, a[1].error.field], ['NEXUS_E_VALIDATION', 'utilization.cpuPct']);
+    assert.equal(a[2].error.code, 'NEXUS_E_BAD_JSON');
+    assert.deepEqual(a[3], { intervalMs: 1000 });
+    const dev = (await t.server.app.inject({ method: 'GET', url: `/v1/devices/${device.id}`, headers: admin() })).json();
+    assert.equal(dev.utilization.cpuPct, 42.5);
+    s.close();
+  });
+
+  it('is refused like any request before it opens: no token 401, another device 403, wrong content type 415', async () => {
+    const none = rawStream(streamUrl(device.id), undefined);
+    await none.opened;
+    await until(() => none.ended(), 'the refusal');
+    assert.equal(none.status(), 401);
+    assert.equal(JSON.parse(none.lines.join('')).error.code, 'NEXUS_E_UNAUTHENTICATED');
+    const other = rawStream(streamUrl('dev-someone-else'), token);
+    await other.opened;
+    await until(() => other.ended(), 'the refusal');
+    assert.equal(other.status(), 403);
+    assert.equal(JSON.parse(other.lines.join('')).error.code, 'NEXUS_E_FORBIDDEN');
+    const json = rawStream(streamUrl(device.id), token, 'application/json');
+    json.write('{}');
+    json.end();
+    await json.opened;
+    await until(() => json.ended(), 'the refusal');
+    const err = JSON.parse(json.lines.join('')).error;
+    assert.equal(json.status(), 415);
+    assert.equal(err.code, 'NEXUS_E_UNSUPPORTED_MEDIA');
+    assert.match(err.message, /application\/x-ndjson/);
+    for (const s of [none, other, json]) s.close();
+  });
+
+  it('the client resolves each send with the answer, and revoking the device ends its stream with NEXUS_E_DEVICE_REVOKED', async () => {
+    const join = (await t.server.app.inject({ method: 'POST', url: '/v1/tokens', headers: admin(), payload: { role: 'agent' } })).json().token as string;
+    const r = (await t.server.app.inject({ method: 'POST', url: '/v1/join', headers: { authorization: `Bearer ${join}` }, payload: { name: 'doomed', capabilities: caps } })).json();
+    const client = new HeartbeatStreamClient({ addr: t.server.url, token: r.token, timeoutMs: 3000 }, r.device.id);
+    try {
+      for (let i = 0; i < 5; i++) assert.deepEqual(await client.send({}), { intervalMs: 1000 });
+      assert.equal(client.isOpen, true);
+      assert.equal(t.server.ctx.heartbeatStreams.size, 1);
+      const revoked = await t.server.app.inject({ method: 'POST', url: `/v1/devices/${r.device.id}/revoke`, headers: admin(), payload: {} });
+      assert.equal(revoked.statusCode, 200);
+      await until(() => !client.isOpen, 'the stream to close');
+      // The next beat opens a new stream, which the server refuses for good.
+      await assert.rejects(client.send({}), (e: unknown) => e instanceof ApiError && e.code === 'NEXUS_E_DEVICE_REVOKED');
+      await until(() => t.server.ctx.heartbeatStreams.size === 0, 'the server to forget the stream');
+    } finally {
+      client.close();
+    }
+  });
+
+  it('a client that stops writing and hangs up is forgotten by the server', async () => {
+    const s = rawStream(streamUrl(device.id), token);
+    await s.opened;
+    s.write('{}\n');
+    await until(() => s.lines.length === 1, 'the answer');
+    assert.equal(t.server.ctx.heartbeatStreams.size, 1);
+    s.close();
+    await until(() => t.server.ctx.heartbeatStreams.size === 0, 'the server to forget the stream');
+  });
+});
