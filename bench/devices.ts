@@ -2,10 +2,12 @@
  * Devices at scale: one real `nexus server` (TLS, SQLite, fresh data dir, its own process) driven
  * by the device simulator (src/sim/, this process): N simulated agents join through the real flow
  * (pinned CA, POST /v1/join with a join token, a credential each) and heartbeat at the server's
- * default interval over real keep-alive sockets.
+ * default interval as agents do: one heartbeat stream per device, each on its own TLS connection
+ * (docs/adr/011). `--mode request` sends one POST per beat over `--sockets` shared keep-alive
+ * connections instead (what agents fall back to against a server without streams).
  *
- *   npm run bench -- devices [--devices 1000,10000] [--seconds 30] [--sockets 256]
- *                            [--join-concurrency 64] [--kill-pct 1] [--warmup 5]
+ *   npm run bench -- devices [--devices 1000,10000] [--mode stream|request] [--seconds 30] [--sockets 256]
+ *                            [--join-concurrency 64] [--join-rate 300] [--kill-pct 1] [--warmup 5]
  *                            [--floor-seconds 10] [--max-seconds 280] [--server-args="--heartbeat-ms 4000 …"]
  *                            [--server-cpu-prof DIR] [--keep]
  *
@@ -36,7 +38,9 @@ const { values: args } = parseArgs({
     devices: { type: 'string', default: '1000,10000' },
     seconds: { type: 'string', default: '30' },
     sockets: { type: 'string', default: '256' },
+    mode: { type: 'string', default: 'stream' },
     'join-concurrency': { type: 'string', default: '64' },
+    'join-rate': { type: 'string', default: '300' },
     'kill-pct': { type: 'string', default: '1' },
     warmup: { type: 'string', default: '5' },
     'floor-seconds': { type: 'string', default: '10' },
@@ -49,7 +53,11 @@ const { values: args } = parseArgs({
 const SIZES = args.devices.split(',').map((s) => Math.max(1, Math.floor(Number(s.replace(/_/g, '')))));
 const SECONDS = Math.max(1, Number(args.seconds));
 const SOCKETS = Math.max(1, Number(args.sockets));
+if (args.mode !== 'stream' && args.mode !== 'request') throw new Error(`--mode must be stream or request, not ${args.mode}`);
+const MODE = args.mode;
 const JOIN_CONCURRENCY = Math.max(1, Number(args['join-concurrency']));
+/** Devices arrive at this many joins per second (0: as fast as the server takes them). */
+const JOIN_RATE = Math.max(0, Number(args['join-rate']));
 const KILL_PCT = Math.max(0, Number(args['kill-pct']));
 const WARMUP = Math.max(0, Number(args.warmup));
 const FLOOR_SECONDS = Math.max(0, Number(args['floor-seconds']));
@@ -191,7 +199,7 @@ async function runSize(n: number): Promise<Result> {
     const { token } = await admin.json<{ token: string }>('POST', '/v1/tokens', server.adminToken, { role: 'agent', name: 'bench devices' });
     admin.close();
     // The simulator checks the pin itself (fetches the CA unverified), as agents do.
-    fleet = await DeviceFleet.connect({ server: server.url, joinToken: token, sockets: SOCKETS, joinConcurrency: JOIN_CONCURRENCY });
+    fleet = await DeviceFleet.connect({ server: server.url, joinToken: token, sockets: SOCKETS, joinConcurrency: JOIN_CONCURRENCY, ...(JOIN_RATE > 0 ? { joinRate: JOIN_RATE } : {}), mode: MODE });
     // Devices heartbeat as soon as they have joined, like real agents. Joining is bounded in time.
     fleet.start();
     // What must still fit after joining: warm-up, the window, detection (≤ 25 s), the floor, stops.
@@ -226,10 +234,11 @@ async function runSize(n: number): Promise<Result> {
     if (FLOOR_SECONDS > 0) {
       const interval = result.hb.intervalMs;
       const floor = await startFloorServer(join(dir, 'server.crt'), join(dir, 'server.key'), interval);
-      const synthetic = DeviceFleet.synthetic({ server: floor.url, ca: readFileSync(join(dir, 'ca.crt'), 'utf8'), count: result.devices, sockets: SOCKETS, heartbeatMs: interval });
+      const synthetic = DeviceFleet.synthetic({ server: floor.url, ca: readFileSync(join(dir, 'ca.crt'), 'utf8'), count: result.devices, sockets: SOCKETS, heartbeatMs: interval, mode: MODE });
       try {
-        synthetic.start();
-        await sleep(Math.min(WARMUP, 3) * 1000);
+        // Streams open at the pace the devices joined, not all within one interval.
+        synthetic.start(result.join.seconds * 1000);
+        await sleep(result.join.seconds * 1000 + WARMUP * 1000);
         result.floor = await measure(synthetic, floor.pid, FLOOR_SECONDS);
       } finally {
         synthetic.stop();
@@ -251,9 +260,12 @@ function report(r: Result): void {
   const missed = r.detection.filter((d) => d.downS === undefined).length;
   const serverUs = perBeat(r.serverCpu, hb);
   const simUs = perBeat(r.simCpu, hb);
-  console.log(`\n== ${fmt(r.devices)} devices (${r.connections} shared keep-alive sockets; real agents would hold ${fmt(r.devices)}) ==`);
-  console.log(`  joins          ${fmt(join.joined)} in ${join.seconds.toFixed(1)} s = ${fmt(join.perSecond)} joins/s (${JOIN_CONCURRENCY} in flight, devices heartbeat as they join)${join.failed ? `, ${join.failed} failed: ${errs(join.errors)}` : ''}`);
+  console.log(MODE === 'stream'
+    ? `\n== ${fmt(r.devices)} devices (heartbeat streams: ${fmt(r.connections)} TLS connections open, one per device as agents hold) ==`
+    : `\n== ${fmt(r.devices)} devices (requests: ${r.connections} shared keep-alive sockets; real agents would hold ${fmt(r.devices)}) ==`);
+  console.log(`  joins          ${fmt(join.joined)} in ${join.seconds.toFixed(1)} s = ${fmt(join.perSecond)} joins/s (${JOIN_RATE > 0 ? `paced at ${fmt(JOIN_RATE)}/s, ` : ''}${JOIN_CONCURRENCY} in flight, devices heartbeat as they join)${join.failed ? `, ${join.failed} failed: ${errs(join.errors)}` : ''}`);
   console.log(`  heartbeats/s   ${fmt(hb.perSecond)} achieved vs ${fmt(hb.expectedPerSecond)} expected (${((hb.perSecond / hb.expectedPerSecond) * 100).toFixed(1)} %; ${fmt(hb.alive)} devices at ${hb.intervalMs} ms, sent at 85–100 %); failed ${hb.failed} (${errs(hb.errors)})`);
+  if (hb.unanswered) console.log(`                 ${fmt(hb.ok - hb.unanswered)} of them asked for an answer (1 in 5, as agents do) and were timed; the rest were written and not answered`);
   console.log(`  latency        p50 ${ms(hb.latency.p50)}  p90 ${ms(hb.latency.p90)}  p99 ${ms(hb.latency.p99)}  max ${ms(hb.latency.max)}   (on the wire, without waiting for a shared socket: p99 ${ms(hb.wire.p99)})`);
   console.log(`  server         CPU ${r.serverCpu.toFixed(0)} % of one core (kernel ${r.serverKernel.toFixed(0)} %) over ${hb.seconds.toFixed(0)} s = ${serverUs.toFixed(0)} µs per heartbeat; RSS ${mb(r.serverRss)} (peak ${mb(r.serverPeakRss)})`);
   const simBusy = r.simCpu + r.serverCpu > 150 || r.simLagP99 > 50;
@@ -269,7 +281,7 @@ function report(r: Result): void {
     const f = r.floor;
     const floorUs = perBeat(f.serverCpu, f.hb);
     console.log(`  floor          bare node:https, same certificate, client and devices: ${fmt(f.hb.perSecond)} hb/s, p99 ${ms(f.hb.latency.p99)}; server CPU ${f.serverCpu.toFixed(0)} % (kernel ${f.serverKernel.toFixed(0)} %) = ${floorUs.toFixed(0)} µs per heartbeat, RSS ${mb(f.serverRss)}; simulator ${perBeat(f.simCpu, f.hb).toFixed(0)} µs`);
-    console.log(`                 → NEXUS costs ${(serverUs / floorUs).toFixed(1)}× the floor per heartbeat (+${(serverUs - floorUs).toFixed(0)} µs: fastify, auth, validation, handler)`);
+    console.log(`                 → NEXUS costs ${(serverUs / floorUs).toFixed(1)}× the floor per heartbeat (+${(serverUs - floorUs).toFixed(0)} µs: ${MODE === 'stream' ? 'validation, the heartbeat table, credential re-checks' : 'fastify, auth, validation, handler'})`);
   }
   // The server is one event loop: its heartbeats/s cannot pass one core's worth of its cost.
   const r100 = (x: number) => fmt(Math.round(x / 100) * 100);
@@ -284,7 +296,7 @@ async function main(): Promise<void> {
   const results: Result[] = [];
   for (const n of SIZES) {
     // A rough budget: joins at ≥ 300/s, warm-up, the window, detection, start/stop.
-    const need = (n / 300 + WARMUP + SECONDS + 25) * 1000;
+    const need = (n / (JOIN_RATE || 300) + WARMUP + SECONDS + 25) * 1000;
     if (Date.now() + need > DEADLINE) {
       console.log(`\n== ${fmt(n)} devices: skipped (would pass --max-seconds ${args['max-seconds']}) ==`);
       continue;

@@ -64,6 +64,14 @@ export interface RunningAgent {
   stop(): Promise<void>;
 }
 
+/**
+ * How late a heartbeat's answer on the stream may be before the stream counts as broken: a server
+ * that is merely busy is not dropped (reconnecting would cost it a handshake more).
+ */
+const STREAM_ANSWER_MS = 15_000;
+/** Every this many heartbeats on a stream asks for an answer (the rest go unanswered: ADR 011). */
+const ACK_EVERY = 5;
+
 /** Errors no retry can fix: the credential is gone or never was. */
 function isFatal(err: unknown): boolean {
   const code = err instanceof ApiError || isNexusError(err) ? err.code : undefined;
@@ -86,25 +94,19 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const transport = { addr: options.addr, token: options.token, timeoutMs: 5000, ...(options.ca ? { ca: options.ca } : {}) };
   const client = new NexusClient(transport);
   const stream = options.heartbeatStream === false ? undefined : new HeartbeatStreamClient(transport, deviceId);
-  /** After a stream failed where a request worked, requests only until then (Date.now() ms). */
+  /** Requests only from then on (Date.now() ms): the server has no streams. */
   let streamRetryAt = 0;
-  let streamFailures = 0;
+  let beats = 0;
   const sendHeartbeat = async (hb: Heartbeat): Promise<HeartbeatReply> => {
     if (stream && Date.now() >= streamRetryAt) {
       try {
-        const reply = await stream.send(hb);
-        streamFailures = 0;
-        return reply;
+        return await stream.send({ ...hb, ...(beats++ % ACK_EVERY === 0 ? { ack: true } : {}) }, STREAM_ANSWER_MS);
       } catch (err) {
-        // A server without streams (older): requests from now on. A broken stream (server
-        // restarted, a proxy that cuts long requests): this beat as a request, the next one
-        // opens a new stream; after three in a row, requests for a minute.
+        // A server without streams (older): requests from now on. A stream that broke or is
+        // waiting to be opened again (server restarted, a proxy that drops upgrades): this beat
+        // goes as a request; the stream client opens a new stream after its backoff.
         if (codeOf(err) === 'NEXUS_E_ROUTE_NOT_FOUND') streamRetryAt = Infinity;
         else if (codeOf(err) !== 'NEXUS_E_CONNECT') throw err;
-        else if (++streamFailures >= 3) {
-          streamRetryAt = Date.now() + 60_000;
-          streamFailures = 0;
-        }
       }
     }
     return client.devices.heartbeat(deviceId, hb);

@@ -16,6 +16,22 @@ export function principalOf(req: FastifyRequest): Principal {
   return req.principal;
 }
 
+/**
+ * The principal of an `Authorization` header: at once when the bearer was verified a moment ago
+ * (TokenService.verifiedPrincipal), else a promise. Throws NEXUS_E_UNAUTHENTICATED / NEXUS_E_BAD_TOKEN.
+ */
+export function principalFromHeader(tokens: TokenService, header: string | undefined): Principal | Promise<Principal> {
+  if (!header) throw new NexusError('NEXUS_E_UNAUTHENTICATED');
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  if (!m) throw new NexusError('NEXUS_E_BAD_TOKEN', { detail: 'the Authorization header must be "Bearer TOKEN"' });
+  return tokens.verifiedPrincipal(m[1]!) ?? tokens.verify(m[1]!);
+}
+
+/** The bearer of an `Authorization` header that authenticated already. */
+export function bearerOf(header: string | undefined): string {
+  return /^Bearer\s+(\S+)/i.exec(header ?? '')?.[1] ?? '';
+}
+
 export function installAuth(app: FastifyInstance, tokens: TokenService): void {
   app.decorateRequest('principal', undefined);
   // A callback hook, not an async one: a token verified a moment ago (every heartbeat but the
@@ -24,16 +40,17 @@ export function installAuth(app: FastifyInstance, tokens: TokenService): void {
     if (!req.url.startsWith('/v1/') && req.url !== '/v1') return done();
     // Routes marked `config: { public: true }` (GET /v1/join/ca) need no token.
     if ((req.routeOptions.config as { public?: boolean } | undefined)?.public) return done();
-    const header = req.headers.authorization;
-    if (!header) return done(new NexusError('NEXUS_E_UNAUTHENTICATED'));
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    if (!m) return done(new NexusError('NEXUS_E_BAD_TOKEN', { detail: 'the Authorization header must be "Bearer TOKEN"' }));
-    const known = tokens.verifiedPrincipal(m[1]!);
-    if (known) {
-      req.principal = known;
+    let found: Principal | Promise<Principal>;
+    try {
+      found = principalFromHeader(tokens, req.headers.authorization);
+    } catch (err) {
+      return done(err as Error);
+    }
+    if (!(found instanceof Promise)) {
+      req.principal = found;
       return done();
     }
-    tokens.verify(m[1]!).then((principal) => {
+    found.then((principal) => {
       req.principal = principal;
       done();
     }, done);

@@ -9,41 +9,53 @@ import { startTestServer, type TestServer } from '../testing/server.js';
 const caps = { os: { platform: 'linux' }, cpu: { arch: 'x64', logicalCores: 4 }, memory: { totalBytes: 8e9 }, gpus: [] };
 
 /** Opens a stream by hand: what was answered (status, lines) and a writer for lines. */
-function rawStream(url: string, token: string | undefined, contentType = 'application/x-ndjson') {
+function rawStream(url: string, token: string | undefined, upgrade = 'nexus-heartbeats/1', method = 'GET') {
   const lines: string[] = [];
   let status = 0;
   let ended = false;
   let buf = '';
-  const req = http.request(url, { method: 'POST', headers: { 'content-type': contentType, ...(token ? { authorization: `Bearer ${token}` } : {}) } });
+  let socket: import('node:stream').Duplex | undefined;
+  const onText = (c: string) => {
+    buf += c;
+    let i: number;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      lines.push(buf.slice(0, i));
+      buf = buf.slice(i + 1);
+    }
+  };
+  const onEnd = () => {
+    if (buf) lines.push(buf);
+    buf = '';
+    ended = true;
+  };
+  const req = http.request(url, { method, headers: { connection: 'Upgrade', upgrade, ...(token ? { authorization: `Bearer ${token}` } : {}) } });
   const opened = new Promise<void>((resolve) => {
+    req.on('upgrade', (res, sock, head) => {
+      status = res.statusCode ?? 0;
+      socket = sock;
+      sock.on('data', (c: Buffer) => onText(c.toString('utf8')));
+      sock.on('end', onEnd);
+      sock.on('close', onEnd);
+      if (head.length) onText(head.toString('utf8'));
+      resolve();
+    });
     req.on('response', (res) => {
       status = res.statusCode ?? 0;
       res.setEncoding('utf8');
-      res.on('data', (c: string) => {
-        buf += c;
-        let i: number;
-        while ((i = buf.indexOf('\n')) >= 0) {
-          lines.push(buf.slice(0, i));
-          buf = buf.slice(i + 1);
-        }
-      });
-      res.on('end', () => {
-        if (buf) lines.push(buf);
-        ended = true;
-      });
+      res.on('data', onText);
+      res.on('end', onEnd);
       resolve();
     });
     req.on('error', () => resolve());
   });
-  req.flushHeaders();
+  req.end();
   return {
     opened,
-    write: (s: string) => req.write(s),
-    end: () => req.end(),
+    write: (s: string) => socket!.write(s),
     lines,
     status: () => status,
     ended: () => ended,
-    close: () => req.destroy(),
+    close: () => (socket ?? req).destroy(),
   };
 }
 
@@ -55,7 +67,7 @@ async function until(cond: () => boolean, what: string, ms = 3000): Promise<void
   }
 }
 
-describe('heartbeat stream API (POST /v1/devices/:id/heartbeats)', () => {
+describe('heartbeat stream API (GET /v1/devices/:id/heartbeats, Upgrade: nexus-heartbeats/1)', () => {
   let t: TestServer;
   let device: { id: string };
   let token: string;
@@ -73,22 +85,22 @@ describe('heartbeat stream API (POST /v1/devices/:id/heartbeats)', () => {
   it('answers every line with the interval, records utilization, and answers bad lines with a code and field', async () => {
     const s = rawStream(streamUrl(device.id), token);
     await s.opened;
-    assert.equal(s.status(), 200);
-    s.write(JSON.stringify({ utilization: { cpuPct: 42.5, memoryUsedBytes: 123 } }) + '\n');
-    s.write('{"utilization": {"cpuPct": "high", "memoryUsedBytes": 1}}\n{not json\n');
-    s.write('{}\n');
+    assert.equal(s.status(), 101);
+    s.write(JSON.stringify({ utilization: { cpuPct: 42.5, memoryUsedBytes: 123 }, ack: true }) + '\n');
+    s.write('{}\n{"utilization": {"cpuPct": "high", "memoryUsedBytes": 1}}\n{not json\n');
+    s.write('{"ack":true}\n');
     await until(() => s.lines.length >= 4, 'four answers');
     const a = s.lines.map((l) => JSON.parse(l));
-    assert.deepEqual(a[0], { intervalMs: 1000 });
-    assert.deepEqual([a[1].error.code, a[1].error.field], ['NEXUS_E_VALIDATION', 'utilization.cpuPct']);
+    assert.deepEqual(a[0], { intervalMs: 1000, ack: true });
+    assert.deepEqual([a[1].error.code, a[1].error.field], ['NEXUS_E_VALIDATION', 'utilization.cpuPct'], 'the unasked {} got no answer');
     assert.equal(a[2].error.code, 'NEXUS_E_BAD_JSON');
-    assert.deepEqual(a[3], { intervalMs: 1000 });
+    assert.deepEqual(a[3], { intervalMs: 1000, ack: true });
     const dev = (await t.server.app.inject({ method: 'GET', url: `/v1/devices/${device.id}`, headers: admin() })).json();
     assert.equal(dev.utilization.cpuPct, 42.5);
     s.close();
   });
 
-  it('is refused like any request before it opens: no token 401, another device 403, wrong content type 415', async () => {
+  it('is refused in the API error shape before it opens: no token 401, another device 403, another protocol 400, wrong method 405, unknown path 404', async () => {
     const none = rawStream(streamUrl(device.id), undefined);
     await none.opened;
     await until(() => none.ended(), 'the refusal');
@@ -99,16 +111,19 @@ describe('heartbeat stream API (POST /v1/devices/:id/heartbeats)', () => {
     await until(() => other.ended(), 'the refusal');
     assert.equal(other.status(), 403);
     assert.equal(JSON.parse(other.lines.join('')).error.code, 'NEXUS_E_FORBIDDEN');
-    const json = rawStream(streamUrl(device.id), token, 'application/json');
-    json.write('{}');
-    json.end();
-    await json.opened;
-    await until(() => json.ended(), 'the refusal');
-    const err = JSON.parse(json.lines.join('')).error;
-    assert.equal(json.status(), 415);
-    assert.equal(err.code, 'NEXUS_E_UNSUPPORTED_MEDIA');
-    assert.match(err.message, /application\/x-ndjson/);
-    for (const s of [none, other, json]) s.close();
+    const refusals: [ReturnType<typeof rawStream>, number, string, string?][] = [
+      [rawStream(streamUrl(device.id), token, 'websocket'), 400, 'NEXUS_E_VALIDATION', 'upgrade'],
+      [rawStream(streamUrl(device.id), token, 'nexus-heartbeats/1', 'POST'), 405, 'NEXUS_E_METHOD_NOT_ALLOWED'],
+      [rawStream(`${t.server.url}/v1/devices/${device.id}/elsewhere`, token), 404, 'NEXUS_E_ROUTE_NOT_FOUND'],
+    ];
+    for (const [s, status, code, field] of refusals) {
+      await s.opened;
+      await until(() => s.ended(), `the ${code} refusal`);
+      const err = JSON.parse(s.lines.join('')).error;
+      assert.deepEqual([s.status(), err.code, err.field], [status, code, field], s.lines.join(''));
+      s.close();
+    }
+    for (const s of [none, other]) s.close();
   });
 
   it('the client resolves each send with the answer, and revoking the device ends its stream with NEXUS_E_DEVICE_REVOKED', async () => {
@@ -116,7 +131,7 @@ describe('heartbeat stream API (POST /v1/devices/:id/heartbeats)', () => {
     const r = (await t.server.app.inject({ method: 'POST', url: '/v1/join', headers: { authorization: `Bearer ${join}` }, payload: { name: 'doomed', capabilities: caps } })).json();
     const client = new HeartbeatStreamClient({ addr: t.server.url, token: r.token, timeoutMs: 3000 }, r.device.id);
     try {
-      for (let i = 0; i < 5; i++) assert.deepEqual(await client.send({}), { intervalMs: 1000 });
+      for (let i = 0; i < 6; i++) assert.deepEqual(await client.send(i % 2 ? { ack: true } : {}), { intervalMs: 1000 });
       assert.equal(client.isOpen, true);
       assert.equal(t.server.ctx.heartbeatStreams.size, 1);
       const revoked = await t.server.app.inject({ method: 'POST', url: `/v1/devices/${r.device.id}/revoke`, headers: admin(), payload: {} });
@@ -133,7 +148,7 @@ describe('heartbeat stream API (POST /v1/devices/:id/heartbeats)', () => {
   it('a client that stops writing and hangs up is forgotten by the server', async () => {
     const s = rawStream(streamUrl(device.id), token);
     await s.opened;
-    s.write('{}\n');
+    s.write('{"ack":true}\n');
     await until(() => s.lines.length === 1, 'the answer');
     assert.equal(t.server.ctx.heartbeatStreams.size, 1);
     s.close();

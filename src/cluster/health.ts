@@ -29,7 +29,7 @@ export interface HealthOptions {
   restartGraceMs?: number;
   /** How often heartbeat ages are checked. @default 250 */
   sweepMs?: number;
-  /** Heartbeats per second before the interval (and the thresholds) stretch. @default 10000 */
+  /** Heartbeats per second before the interval (and the thresholds) stretch. @default 12000 (ADR 011) */
   maxHeartbeatsPerSecond?: number;
   /**
    * How long a device must stay `down` before its work is moved elsewhere (for the scheduler;
@@ -38,6 +38,12 @@ export interface HealthOptions {
    */
   rescheduleGraceMs?: number;
 }
+
+/**
+ * Where the heartbeat interval starts to stretch: past it one server would fall behind (measured
+ * by bench/devices.ts on 2 cores with heartbeat streams; docs/adr/011-heartbeat-streams.md).
+ */
+export const DEFAULT_MAX_HEARTBEATS_PER_SECOND = 12_000;
 
 export type ResolvedHealthOptions = Readonly<Required<HealthOptions>>;
 
@@ -49,7 +55,7 @@ export function resolveHealthOptions(o: HealthOptions = {}): ResolvedHealthOptio
     downAfterMs: o.downAfterMs ?? 4000,
     restartGraceMs: o.restartGraceMs ?? 10_000,
     sweepMs: o.sweepMs ?? 250,
-    maxHeartbeatsPerSecond: o.maxHeartbeatsPerSecond ?? 4_000,
+    maxHeartbeatsPerSecond: o.maxHeartbeatsPerSecond ?? DEFAULT_MAX_HEARTBEATS_PER_SECOND,
     rescheduleGraceMs: o.rescheduleGraceMs ?? 120_000,
   };
   if (!(r.heartbeatMs > 0 && r.unreachableAfterMs > r.heartbeatMs && r.downAfterMs > r.unreachableAfterMs)) {

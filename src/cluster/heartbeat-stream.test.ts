@@ -11,7 +11,7 @@ function harness(opts: { reverify?: () => Promise<void> | void; interval?: () =>
   let now = 1_000_000;
   const stream = new HeartbeatStream({
     deviceId: 'dev-1',
-    sink: { write: (l) => (out.push(l), true), unread: 0, end: () => (ended = true) },
+    sink: { write: (l) => (out.push(String(l)), true), unread: 0, end: () => (ended = true) },
     beat: (hb) => (beats.push(hb), opts.interval?.() ?? 1000),
     reverify: opts.reverify ?? (() => undefined),
     now: () => now,
@@ -23,28 +23,31 @@ function harness(opts: { reverify?: () => Promise<void> | void; interval?: () =>
 const line = (v: unknown) => Buffer.from(JSON.stringify(v) + '\n');
 
 describe('heartbeat stream: framing and answers', () => {
-  it('answers each line, in order, with the interval; lines split across chunks and packed in one chunk both work', () => {
+  it('records every line and answers, in order, the ones that ask; lines split across chunks and packed in one chunk both work', () => {
     const h = harness();
-    const two = Buffer.concat([line({}), line({ utilization: { cpuPct: 5, memoryUsedBytes: 10 } })]);
+    const two = Buffer.concat([line({ ack: true }), line({ utilization: { cpuPct: 5, memoryUsedBytes: 10 } })]);
     h.stream.push(two);
-    const third = line({ utilization: { cpuPct: 7.5, memoryUsedBytes: 20 } });
+    const third = line({ utilization: { cpuPct: 7.5, memoryUsedBytes: 20 }, ack: true });
     h.stream.push(third.subarray(0, 5));
     h.stream.push(third.subarray(5, 9));
-    assert.equal(h.out.length, 2, 'no answer for half a line');
+    assert.equal(h.out.length, 1, 'no answer for the unasked line, none for half a line');
     h.stream.push(third.subarray(9));
-    assert.deepEqual(h.answers(), [{ intervalMs: 1000 }, { intervalMs: 1000 }, { intervalMs: 1000 }]);
+    assert.deepEqual(h.answers(), [{ intervalMs: 1000, ack: true }, { intervalMs: 1000, ack: true }]);
     assert.equal(h.beats.length, 3);
     assert.equal(h.beats[2]!.utilization!.cpuPct, 7.5);
     assert.equal(h.stream.beats, 3);
   });
 
-  it('announces a changed interval on the next answer', () => {
+  it('tells the agent once, unasked, when its interval changes', () => {
     let interval = 1000;
     const h = harness({ interval: () => interval });
     h.stream.push(line({}));
+    assert.equal(h.out.length, 0, 'the default interval needs no notice');
     interval = 2500;
     h.stream.push(line({}));
-    assert.deepEqual(h.answers(), [{ intervalMs: 1000 }, { intervalMs: 2500 }]);
+    h.stream.push(line({}));
+    h.stream.push(line({ ack: true }));
+    assert.deepEqual(h.answers(), [{ intervalMs: 2500 }, { intervalMs: 2500, ack: true }]);
   });
 
   it('a bad line gets an error line with a stable code and the field; the stream goes on', () => {
@@ -55,14 +58,14 @@ describe('heartbeat stream: framing and answers', () => {
     h.stream.push(line({ utilisation: {} }));
     h.stream.push(line([1, 2]));
     h.stream.push(Buffer.from('\n\r\n'));
-    h.stream.push(line({}));
+    h.stream.push(line({ ack: true }));
     const a = h.answers();
     assert.equal(a[0]!.error!.code, 'NEXUS_E_BAD_JSON');
     assert.deepEqual([a[1]!.error!.code, a[1]!.error!.field], ['NEXUS_E_VALIDATION', 'utilization.cpuPct']);
     assert.deepEqual([a[2]!.error!.code, a[2]!.error!.field], ['NEXUS_E_VALIDATION', 'utilization.memoryUsedBytes']);
     assert.deepEqual([a[3]!.error!.code, a[3]!.error!.field], ['NEXUS_E_UNKNOWN_FIELD', 'utilisation']);
     assert.deepEqual([a[4]!.error!.code, a[4]!.error!.field], ['NEXUS_E_VALIDATION', 'heartbeat']);
-    assert.deepEqual(a[5], { intervalMs: 1000 }, 'blank lines are keep-alives, not heartbeats');
+    assert.deepEqual(a[5], { intervalMs: 1000, ack: true }, 'blank lines are keep-alives, not heartbeats');
     assert.equal(a.length, 6);
     assert.equal(h.beats.length, 1, 'only the valid line counted');
     assert.equal(h.ended(), false);
@@ -114,7 +117,7 @@ describe('heartbeat streams: the registry', () => {
     const streams = new HeartbeatStreams(() => 15_000, 5, () => now);
     const make = (id: string) => {
       const out: string[] = [];
-      const s = new HeartbeatStream({ deviceId: id, sink: { write: (l) => (out.push(l), true), unread: 0, end: () => {} }, beat: () => 1000, reverify: () => {}, now: () => now });
+      const s = new HeartbeatStream({ deviceId: id, sink: { write: (l) => (out.push(String(l)), true), unread: 0, end: () => {} }, beat: () => 1000, reverify: () => {}, now: () => now });
       streams.add(s);
       return { s, last: () => JSON.parse(out.at(-1) ?? 'null') as { error?: { code: string } } | null };
     };

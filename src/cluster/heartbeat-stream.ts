@@ -1,13 +1,14 @@
 /**
- * Heartbeat streams (docs/adr/011-heartbeat-streams.md): an agent opens one long request,
- * `POST /v1/devices/:id/heartbeats` with an NDJSON body, and writes a heartbeat line every
- * interval; the server answers each line with one line, in order: `{"intervalMs":N}` or
- * `{"error":{code,message,field}}`. Authentication, routing and the HTTP parse are paid once per
- * connection, not once per beat: a beat costs a TLS record, a JSON.parse, a schema check and a
- * map update.
+ * Heartbeat streams (docs/adr/011-heartbeat-streams.md): an agent upgrades one connection
+ * (`GET /v1/devices/:id/heartbeats`, `Upgrade: nexus-heartbeats/1`) and then writes a heartbeat
+ * line every interval. The server answers a heartbeat that asks (`"ack":true`) with
+ * `{"intervalMs":N,"ack":true}`, in order; it tells the agent `{"intervalMs":N}` unasked when the
+ * interval changes, and answers a bad line with `{"error":{code,message,field}}`. Authentication,
+ * routing and HTTP parsing are paid once per connection, not once per beat, and most beats get no
+ * answer: a beat costs a TLS record in, a JSON.parse, a schema check and a map update.
  *
  * This file is the transport-free part: framing, validation, the per-line work, re-checking the
- * credential, idle and shutdown. The fastify glue is src/api/routes/heartbeats.ts.
+ * credential, idle and shutdown. The HTTP glue is src/api/routes/heartbeats.ts.
  */
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { ValueErrorType } from '@sinclair/typebox/errors';
@@ -20,13 +21,15 @@ const check = TypeCompiler.Compile(Heartbeat);
 export const MAX_LINE_BYTES = 64 * 1024;
 /** Answers not read by the agent beyond this many bytes end the stream (it stopped reading). */
 const MAX_UNREAD_BYTES = 256 * 1024;
+/** The interval an agent assumes until it is told one (the server's default). */
+const DEFAULT_INTERVAL_MS = 1000;
 /** The credential is verified again when a line arrives this long after the last check. */
 export const REVERIFY_MS = 5_000;
 
 /** Where answers go: the response body. */
 export interface StreamSink {
   /** Writes one answer; false when the client is not reading fast enough. */
-  write(line: string): boolean;
+  write(line: string | Buffer): boolean;
   /** Bytes written and not yet taken by the client. */
   readonly unread: number;
   /** Ends the answer stream (and the connection). */
@@ -72,8 +75,12 @@ export class HeartbeatStream {
   private partial: Buffer | undefined;
   private verifiedAt: number;
   private verifying = false;
-  private answer = '';
+  /** The answers for the current interval, encoded once: most answers are the same bytes. */
+  private acked = Buffer.alloc(0);
+  private notice = Buffer.alloc(0);
   private answerFor = -1;
+  /** The interval this agent heard last (the protocol's default, 1000 ms, until told otherwise). */
+  private told = DEFAULT_INTERVAL_MS;
   private readonly now: () => number;
 
   constructor(private readonly options: HeartbeatStreamOptions) {
@@ -153,16 +160,22 @@ export class HeartbeatStream {
       return;
     }
     if (now - this.verifiedAt >= REVERIFY_MS && !this.verifying) this.reverify(now);
-    const interval = this.options.beat(value as Heartbeat);
+    const hb = value as Heartbeat;
+    const interval = this.options.beat(hb);
     this.beats++;
+    // Answers cost a write each (the largest part of a beat): only asked ones, and a notice when
+    // the interval this agent was told changes.
     if (interval !== this.answerFor) {
       this.answerFor = interval;
-      this.answer = `{"intervalMs":${interval}}\n`;
+      this.acked = Buffer.from(`{"intervalMs":${interval},"ack":true}\n`);
+      this.notice = Buffer.from(`{"intervalMs":${interval}}\n`);
     }
-    this.send(this.answer);
+    if (hb.ack) this.send(this.acked);
+    else if (interval !== this.told) this.send(this.notice);
+    this.told = interval;
   }
 
-  private send(line: string): void {
+  private send(line: string | Buffer): void {
     this.options.sink.write(line);
     if (this.options.sink.unread > MAX_UNREAD_BYTES) this.close();
   }
@@ -195,6 +208,7 @@ export class HeartbeatStream {
 export class HeartbeatStreams {
   private readonly open = new Set<HeartbeatStream>();
   private readonly sweeper: NodeJS.Timeout;
+  private closed = false;
 
   constructor(private readonly idleMs: () => number, sweepMs = 5_000, private readonly now: () => number = Date.now) {
     this.sweeper = setInterval(() => this.sweep(), sweepMs);
@@ -205,7 +219,13 @@ export class HeartbeatStreams {
     return this.open.size;
   }
 
+  /** After `closeAll()`: the server is shutting down and takes no new stream. */
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
   add(s: HeartbeatStream): void {
+    if (this.closed) return s.fail(new NexusError('NEXUS_E_NOT_READY', { detail: 'the server is shutting down' }));
     this.open.add(s);
   }
 
@@ -220,6 +240,7 @@ export class HeartbeatStreams {
 
   /** Ends every stream, telling the agents why. */
   closeAll(err: NexusError): void {
+    this.closed = true;
     clearInterval(this.sweeper);
     for (const s of [...this.open]) s.fail(err);
     this.open.clear();

@@ -10,6 +10,7 @@
  */
 import type { Utilization } from '../resources/device.js';
 import type { Clock } from '../store/types.js';
+import { DEFAULT_MAX_HEARTBEATS_PER_SECOND } from './health.js';
 
 export interface Seen {
   /** When the last heartbeat arrived, on this server's clock (ms). */
@@ -21,7 +22,7 @@ export interface HeartbeatTableOptions {
   clock: Clock;
   /** The interval agents use while the cap is not reached, in ms. @default 1000 */
   heartbeatMs?: number;
-  /** Heartbeats per second the server accepts before the interval stretches. @default 10000 */
+  /** Heartbeats per second the server accepts before the interval stretches. @default DEFAULT_MAX_HEARTBEATS_PER_SECOND */
   maxPerSecond?: number;
   /** Entries not refreshed for this long are dropped (devices gone for good). @default 600000 */
   forgetAfterMs?: number;
@@ -42,7 +43,7 @@ export class HeartbeatTable {
   constructor(options: HeartbeatTableOptions) {
     this.clock = options.clock;
     this.heartbeatMs = options.heartbeatMs ?? 1000;
-    this.maxPerSecond = options.maxPerSecond ?? 4_000;
+    this.maxPerSecond = options.maxPerSecond ?? DEFAULT_MAX_HEARTBEATS_PER_SECOND;
     this.forgetAfterMs = options.forgetAfterMs ?? 600_000;
     this.announced = this.heartbeatMs;
   }

@@ -113,7 +113,10 @@ export const DeviceJoined = Type.Object({
 });
 export type DeviceJoined = Static<typeof DeviceJoined>;
 
-export const Heartbeat = Type.Object({ utilization: Type.Optional(Utilization) }, { additionalProperties: false });
+export const Heartbeat = Type.Object({
+  utilization: Type.Optional(Utilization),
+  ack: Type.Optional(Type.Boolean({ description: 'on a heartbeat stream: answer this heartbeat (requests are always answered)' })),
+}, { additionalProperties: false });
 export type Heartbeat = Static<typeof Heartbeat>;
 
 export const HeartbeatReply = Type.Object({

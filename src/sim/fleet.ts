@@ -6,10 +6,13 @@
  * Devices can be "killed" (they stop heartbeating, as after SIGKILL) and watched until the server
  * shows them `down`.
  *
+ * Heartbeats go as the agent sends them (`mode: 'stream'`, the default): one connection per device
+ * carrying a heartbeat stream (src/sim/stream.ts, docs/adr/011). `mode: 'request'` sends one
+ * `POST …/heartbeat` per beat instead, as agents do against a server without streams.
+ *
  * Differences from real agents, on purpose (see bench/README.md):
- *  - connections are shared: `sockets` keep-alive connections (default 256) carry every device's
- *    requests; a real agent holds one connection of its own. The server then sees fewer sockets
- *    (less memory, fewer TLS handshakes) but the same requests, bearer tokens and bodies;
+ *  - in request mode connections are shared: `sockets` keep-alive connections (default 256) carry
+ *    every device's requests (joins always go that way);
  *  - the CA is fetched and pinned once per fleet, not once per device;
  *  - no probing and no registration after the join (optional: `register`), no task runner, no
  *    topology probes: heartbeats only, with a fixed utilization body.
@@ -18,7 +21,8 @@
  */
 import { createHash, X509Certificate } from 'node:crypto';
 import https from 'node:https';
-import { HttpError, HttpPool } from './http.js';
+import { HttpError, HttpPool, type HttpCallback } from './http.js';
+import { DeviceStream, upgradeHead, type StreamTarget } from './stream.js';
 
 export interface FleetOptions {
   /** `https://host:port` (or `http://127.0.0.1:port` for a dev server). */
@@ -31,14 +35,20 @@ export interface FleetOptions {
   sockets?: number;
   /** Joins in flight at once. @default 64 */
   joinConcurrency?: number;
+  /** Joins started per second at most (devices arriving over time, not all at once). @default unlimited */
+  joinRate?: number;
   /** Heartbeat interval until the server names one, ms. @default 1000 */
   heartbeatMs?: number;
   /** A request without an answer after this long counts as failed. @default 5000 (the agent's) */
   timeoutMs?: number;
+  /** A stream whose oldest heartbeat has no answer for this long is dropped. @default 15000 (the agent's) */
+  streamTimeoutMs?: number;
   /** Device names are `<prefix>-<n>`. @default 'sim' */
   namePrefix?: string;
   /** Also register each device after joining (`POST /v1/devices`), as `nexus agent` does. @default false */
   register?: boolean;
+  /** Heartbeats over one stream per device (as agents do) or one request per beat. @default 'stream' */
+  mode?: 'stream' | 'request';
 }
 
 export interface SimDevice {
@@ -51,8 +61,11 @@ export interface SimDevice {
   killedAt?: number;
   intervalMs: number;
   timer?: NodeJS.Timeout;
-  /** The heartbeat request, rendered once. */
+  /** The heartbeat request, rendered once (request mode). */
   request?: Buffer;
+  /** Its heartbeat stream (stream mode), and the beats sent on streams so far. */
+  stream?: DeviceStream;
+  beats?: number;
 }
 
 export interface JoinResult {
@@ -67,6 +80,8 @@ export interface WindowStats {
   seconds: number;
   /** Heartbeats answered 2xx in the window. */
   ok: number;
+  /** Of `ok`: heartbeats written on a stream without asking for an answer (no latency measured). */
+  unanswered: number;
   /** Heartbeats that failed (by code: HTTP status, API error code or socket error). */
   failed: number;
   errors: Record<string, number>;
@@ -100,9 +115,16 @@ export interface Detection {
 }
 
 const INTERVAL = Buffer.from('"intervalMs":');
+/** As the agent (src/agent/agent.ts): a stream is dropped when an answer is this late. */
+const STREAM_TIMEOUT_MS = 15_000;
 const HEARTBEAT_BODY = Buffer.from(JSON.stringify({
   utilization: { cpuPct: 17.5, memoryUsedBytes: 3_221_225_472, memoryTotalBytes: 8_589_934_592 },
 }));
+/** The same heartbeat as one line of a stream. */
+const HEARTBEAT_LINE = Buffer.concat([HEARTBEAT_BODY, Buffer.from('\n')]);
+const HEARTBEAT_LINE_ACK = Buffer.from(JSON.stringify({ ...JSON.parse(HEARTBEAT_BODY.toString()), ack: true }) + '\n');
+/** As src/agent/agent.ts: one heartbeat in this many on a stream asks for an answer. */
+const ACK_EVERY = 5;
 
 export function percentiles(xs: Float64Array | number[]): Percentiles {
   const a = Float64Array.from(xs).sort();
@@ -172,10 +194,13 @@ export class DeviceFleet {
   private readonly readPool: HttpPool;
   /** For watchDown's small reads: short timeouts, so a round never outlives the deadline by much. */
   private readonly watchPool: HttpPool;
+  private readonly sweeper: NodeJS.Timeout;
   private readonly bearer: string;
   private running = false;
   private windowStart = performance.now();
   private ok = 0;
+  /** Of `ok`: beats written on a stream without an answer asked (no latency to measure). */
+  private written = 0;
   private failed = 0;
   private errors: Record<string, number> = {};
   private readonly lat = new Samples();
@@ -192,6 +217,12 @@ export class DeviceFleet {
     this.readPool = new HttpPool({ ...common, sockets: 8, timeoutMs: 30_000 });
     this.watchPool = new HttpPool({ ...common, sockets: 8, timeoutMs: 2000 });
     this.lastInterval = options.heartbeatMs ?? 1000;
+    // Streams whose oldest heartbeat has no answer in time fail and reconnect (like the pool's sweep).
+    this.sweeper = setInterval(() => {
+      const t = performance.now();
+      for (const d of this.devices) d.stream?.expire(t);
+    }, 500);
+    this.sweeper.unref();
   }
 
   /** Checks the server against the join token's pin (fetching the CA), then opens the pools. */
@@ -213,7 +244,10 @@ export class DeviceFleet {
 
   /** Connections open now (heartbeat pool). */
   get connections(): number {
-    return this.pool.connections;
+    if (this.mode === 'request') return this.pool.connections;
+    let n = 0;
+    for (const d of this.devices) if (d.stream?.open) n++;
+    return n;
   }
 
   /**
@@ -240,8 +274,16 @@ export class DeviceFleet {
     let joined = 0;
     let failed = 0;
     const errors: Record<string, number> = {};
+    const rate = this.options.joinRate ?? Infinity;
     const worker = async () => {
       while (next < end && Date.now() < deadline) {
+        // Paced: join k starts no earlier than k / rate seconds after the first.
+        const due = t0 + ((next - first) * 1000) / rate;
+        const wait = due - performance.now();
+        if (wait > 0) {
+          await new Promise((r) => setTimeout(r, wait));
+          if (next >= end || Date.now() >= deadline) break;
+        }
         const n = next++;
         const name = `${prefix}-${String(n).padStart(5, '0')}`;
         try {
@@ -281,27 +323,57 @@ export class DeviceFleet {
   }
 
   /**
-   * Starts every alive device heartbeating, first beats spread over one interval; devices that
-   * join later start at once (call it before `join()` to have devices beat while others join).
+   * Starts every alive device heartbeating, first beats spread over one interval (or over
+   * `spreadMs`, to open many streams at the pace devices would join); devices that join later start
+   * at once (call it before `join()` to have devices beat while others join).
    */
-  start(): void {
+  start(spreadMs?: number): void {
     this.running = true;
-    for (const d of this.devices) if (d.alive && !d.timer) this.schedule(d, Math.random() * d.intervalMs);
+    for (const d of this.devices) if (d.alive && !d.timer) this.schedule(d, Math.random() * Math.max(spreadMs ?? 0, d.intervalMs));
     this.resetWindow();
   }
 
   private schedule(d: SimDevice, inMs: number): void {
-    d.request ??= this.pool.request(this.pool.head('POST', `/v1/devices/${d.id}/heartbeat`, [`authorization: Bearer ${d.token}`], HEARTBEAT_BODY.length), HEARTBEAT_BODY);
+    if (this.mode === 'stream') {
+      d.stream ??= new DeviceStream(this.streamTarget(), upgradeHead(this.pool.target.host, d.id, d.token));
+    } else {
+      d.request ??= this.pool.request(this.pool.head('POST', `/v1/devices/${d.id}/heartbeat`, [`authorization: Bearer ${d.token}`], HEARTBEAT_BODY.length), HEARTBEAT_BODY);
+    }
     d.timer = setTimeout(() => this.beat(d), inMs);
+  }
+
+  private get mode(): 'stream' | 'request' {
+    return this.options.mode ?? 'stream';
+  }
+
+  private target: StreamTarget | undefined;
+
+  private streamTarget(): StreamTarget {
+    this.target ??= { url: new URL(this.options.server), ...(this.pool.target.protocol === 'https:' ? { secureContext: this.pool.secureContext() } : {}), timeoutMs: this.options.streamTimeoutMs ?? STREAM_TIMEOUT_MS };
+    return this.target;
+  }
+
+  private send(d: SimDevice, done: HttpCallback): void {
+    if (d.stream) {
+      // As the agent: every ACK_EVERY-th beat asks for an answer; its latency is what is measured.
+      const ack = (d.beats = (d.beats ?? 0) + 1) % ACK_EVERY === 1;
+      d.stream.send(ack ? HEARTBEAT_LINE_ACK : HEARTBEAT_LINE, done, ack);
+    }
+    else this.pool.sendRaw(d.request!, done);
   }
 
   private beat(d: SimDevice): void {
     d.timer = undefined;
     if (!this.running || !d.alive) return;
     const started = performance.now();
-    this.pool.sendRaw(d.request!, (err, res) => {
+    this.send(d, (err, res) => {
       if (err) this.count(errorCode(err));
-      else if (res!.status >= 200 && res!.status < 300) {
+      else if (res!.status === 204) {
+        // Written on a stream without asking for an answer (as agents send most beats).
+        this.ok++;
+        this.written++;
+        if (d.stream!.intervalMs > 0) d.intervalMs = this.lastInterval = d.stream!.intervalMs;
+      } else if (res!.status >= 200 && res!.status < 300) {
         this.ok++;
         this.lat.push(res!.totalMs);
         this.wire.push(res!.wireMs);
@@ -329,6 +401,7 @@ export class DeviceFleet {
   resetWindow(): void {
     this.windowStart = performance.now();
     this.ok = 0;
+    this.written = 0;
     this.failed = 0;
     this.errors = {};
     this.lat.take();
@@ -342,6 +415,7 @@ export class DeviceFleet {
     const out: WindowStats = {
       seconds,
       ok: this.ok,
+      unanswered: this.written,
       failed: this.failed,
       errors: this.errors,
       perSecond: this.ok / seconds,
@@ -367,6 +441,8 @@ export class DeviceFleet {
       d.killedAt = t;
       clearTimeout(d.timer);
       d.timer = undefined;
+      // As after SIGKILL: the kernel closes the device's connection.
+      d.stream?.close();
       victims.push(d);
     }
     return victims;
@@ -422,9 +498,11 @@ export class DeviceFleet {
   /** Stops every heartbeat and closes the connections. */
   stop(): void {
     this.running = false;
+    clearInterval(this.sweeper);
     for (const d of this.devices) {
       clearTimeout(d.timer);
       d.timer = undefined;
+      d.stream?.close();
     }
     this.pool.close();
     this.readPool.close();

@@ -1,66 +1,85 @@
 /**
- * Heartbeat routes, the hottest of the API (logged at warn only):
- *  - `POST /v1/devices/:id/heartbeats`: the stream agents use (docs/adr/011-heartbeat-streams.md),
- *    an NDJSON request body of heartbeats answered line by line; the logic is
- *    src/cluster/heartbeat-stream.ts, this is its fastify glue;
+ * Heartbeat routes, the hottest of the API:
+ *  - `GET /v1/devices/:id/heartbeats` with `Upgrade: nexus-heartbeats/1`: the stream agents use
+ *    (docs/adr/011-heartbeat-streams.md). After `101 Switching Protocols` the connection carries
+ *    NDJSON both ways, a heartbeat line in, an answer line out; the logic is
+ *    src/cluster/heartbeat-stream.ts, this is its HTTP glue. An upgrade is outside fastify's
+ *    routing, so it is authenticated and refused here, in the API's one error shape;
  *  - `POST /v1/devices/:id/heartbeat`: one heartbeat per request, for simple clients and as the
- *    agents' fallback when a stream cannot be opened.
+ *    agents' fallback where an upgrade cannot pass (a proxy that does not forward it).
  */
-import type { FastifyInstance } from 'fastify';
+import type { IncomingMessage } from 'node:http';
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
 import { HeartbeatStream } from '../../cluster/heartbeat-stream.js';
 import { NexusError } from '../../errors/catalogue.js';
 import { Heartbeat, HeartbeatReply } from '../../resources/device.js';
-import { principalOf } from '../auth.js';
+import { bearerOf, principalFromHeader, principalOf } from '../auth.js';
 import type { ApiContext } from '../context.js';
+import { toNexusError } from '../errors.js';
 import { IdParams } from './devices.js';
 
-export const NDJSON = 'application/x-ndjson';
+/** The `Upgrade` token of the heartbeat stream. */
+export const HEARTBEAT_PROTOCOL = 'nexus-heartbeats/1';
+const PATH = /^\/v1\/devices\/([^/?#]{1,128})\/heartbeats(?:\?.*)?$/;
+
+/** Answers an upgrade request with an HTTP error in the API's shape, then closes the connection. */
+function refuse(socket: Duplex, err: NexusError): void {
+  const body = JSON.stringify(err.toJSON());
+  socket.end(`HTTP/1.1 ${err.status} ${STATUS_CODES[err.status] ?? ''}\r\ncontent-type: application/json; charset=utf-8\r\n` +
+    `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+}
 
 export function heartbeatRoutes(app: FastifyInstance, ctx: ApiContext): void {
-  // The stream's body is read as it arrives, by the handler: the parser hands it over untouched.
-  app.addContentTypeParser(NDJSON, (_req, payload, done) => done(null, payload));
+  app.post<{ Params: IdParams; Body: Heartbeat }>('/v1/devices/:id/heartbeat', {
+    logLevel: 'warn',
+    schema: { tags: ['devices'], summary: 'one heartbeat (agents use the stream: GET …/heartbeats with Upgrade)', params: IdParams, body: Heartbeat, response: { 200: HeartbeatReply } },
+  }, async (req) => ctx.devices.heartbeat(principalOf(req), req.params.id, req.body));
+
+  app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => socket.destroy());
+    upgrade(req, socket, head).catch((err: unknown) => {
+      const nerr = toNexusError(err as FastifyError, { id: 'upgrade', routeOptions: {}, headers: req.headers } as unknown as FastifyRequest);
+      if (nerr.status >= 500) app.log.error({ err }, 'heartbeat stream upgrade failed');
+      if (!socket.destroyed) refuse(socket, nerr);
+    });
+  });
   app.addHook('preClose', (done) => {
     ctx.heartbeatStreams.closeAll(new NexusError('NEXUS_E_NOT_READY', { detail: 'the server is shutting down' }));
     done();
   });
 
-  app.post<{ Params: IdParams; Body: Heartbeat }>('/v1/devices/:id/heartbeat', {
-    logLevel: 'warn',
-    schema: { tags: ['devices'], summary: 'one heartbeat (agents use the stream)', params: IdParams, body: Heartbeat, response: { 200: HeartbeatReply } },
-  }, async (req) => ctx.devices.heartbeat(principalOf(req), req.params.id, req.body));
-
-  app.post<{ Params: IdParams }>('/v1/devices/:id/heartbeats', {
-    logLevel: 'warn',
-    schema: {
-      tags: ['devices'],
-      summary: 'heartbeat stream',
-      description: `Body: ${NDJSON}, one Heartbeat object per line, written every announced interval for as long as the agent runs. ` +
-        'Answer: 200 and one line per line received, in order: {"intervalMs":N} or {"error":{code,message,field}}. ' +
-        'The server ends the stream with an error line when the credential is revoked, after 6 silent intervals (NEXUS_E_STREAM_IDLE), or when it shuts down.',
-      params: IdParams,
-    },
-  }, async (req, reply) => {
-    const by = principalOf(req);
-    const id = req.params.id;
-    const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-    if (type !== NDJSON) throw new NexusError('NEXUS_E_UNSUPPORTED_MEDIA', { detail: type || 'none', expected: NDJSON });
+  async function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const url = req.url ?? '';
+    const m = PATH.exec(url);
+    if (!m) throw new NexusError('NEXUS_E_ROUTE_NOT_FOUND', { method: `${req.method} (upgrade)`, url: url.split('?')[0] });
+    if (req.method !== 'GET') throw new NexusError('NEXUS_E_METHOD_NOT_ALLOWED', { method: req.method ?? '', url: url.split('?')[0] });
+    if ((req.headers.upgrade ?? '').trim().toLowerCase() !== HEARTBEAT_PROTOCOL) {
+      throw new NexusError('NEXUS_E_VALIDATION', { field: 'upgrade', detail: `the Upgrade header must be ${HEARTBEAT_PROTOCOL}` });
+    }
+    if (ctx.heartbeatStreams.isClosed) throw new NexusError('NEXUS_E_NOT_READY', { detail: 'the server is shutting down' });
+    const by = await principalFromHeader(ctx.tokens, req.headers.authorization);
+    let id: string;
+    try {
+      id = decodeURIComponent(m[1]!);
+    } catch {
+      throw new NexusError('NEXUS_E_VALIDATION', { field: 'params.id', detail: 'it is not a valid URL component' });
+    }
     await ctx.devices.authorizeHeartbeat(by, id);
-    const bearer = /^Bearer\s+(\S+)/i.exec(req.headers.authorization ?? '')![1]!;
-    const raw = req.raw;
-    const res = reply.raw;
-    reply.hijack();
-    res.writeHead(200, { 'content-type': `${NDJSON}; charset=utf-8`, 'cache-control': 'no-store', 'x-accel-buffering': 'no', connection: 'close' });
-    res.flushHeaders();
-    const streams = ctx.heartbeatStreams;
+    if (socket.destroyed) return;
+    const bearer = bearerOf(req.headers.authorization);
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: ${HEARTBEAT_PROTOCOL}\r\n\r\n`);
+    (socket as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
     const stream = new HeartbeatStream({
       deviceId: id,
       sink: {
-        write: (line) => res.write(line),
+        write: (line) => socket.write(line),
         get unread() {
-          return res.writableLength;
+          return socket.writableLength;
         },
         end: () => {
-          if (!res.writableEnded) res.end();
+          if (!socket.writableEnded) socket.end();
         },
       },
       beat: (hb) => ctx.devices.beat(id, hb),
@@ -69,15 +88,15 @@ export function heartbeatRoutes(app: FastifyInstance, ctx: ApiContext): void {
         return ctx.tokens.verify(bearer).then(() => undefined);
       },
     });
-    streams.add(stream);
+    ctx.heartbeatStreams.add(stream);
     const gone = () => {
-      streams.delete(stream);
+      ctx.heartbeatStreams.delete(stream);
       stream.close();
     };
-    raw.on('data', (chunk: Buffer) => stream.push(chunk));
-    // The agent closed its side: the answers end too.
-    raw.once('end', gone);
-    raw.once('error', gone);
-    res.once('close', gone);
-  });
+    if (head.length) stream.push(head);
+    socket.on('data', (chunk: Buffer) => stream.push(chunk));
+    // The agent closed its side: so does the server.
+    socket.once('end', gone);
+    socket.once('close', gone);
+  }
 }
