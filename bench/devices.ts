@@ -7,7 +7,7 @@
  * connections instead (what agents fall back to against a server without streams).
  *
  *   npm run bench -- devices [--devices 1000,10000] [--mode stream|request] [--seconds 30] [--sockets 256]
- *                            [--join-concurrency 64] [--join-rate 300] [--kill-pct 1] [--warmup 5]
+ *                            [--join-concurrency 64] [--join-rate 300] [--kill-pct 1] [--warmup 15]
  *                            [--floor-seconds 10] [--max-seconds 280] [--server-args="--heartbeat-ms 4000 …"]
  *                            [--server-cpu-prof DIR] [--keep]
  *
@@ -42,7 +42,7 @@ const { values: args } = parseArgs({
     'join-concurrency': { type: 'string', default: '64' },
     'join-rate': { type: 'string', default: '300' },
     'kill-pct': { type: 'string', default: '1' },
-    warmup: { type: 'string', default: '5' },
+    warmup: { type: 'string', default: '15' },
     'floor-seconds': { type: 'string', default: '10' },
     'max-seconds': { type: 'string', default: '280' },
     'server-args': { type: 'string', default: '' },
