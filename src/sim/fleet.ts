@@ -19,9 +19,9 @@
  *
  * Only `node:` modules and this folder: no NEXUS code, so it measures the server from outside.
  */
-import { createHash, X509Certificate } from 'node:crypto';
-import https from 'node:https';
 import { HttpError, HttpPool, type HttpCallback } from './http.js';
+import { caPinOf, fetchCaUnverified, parseJoinToken } from './join-token.js';
+import { percentiles, Samples, type Percentiles } from './stats.js';
 import { DeviceStream, upgradeHead, type StreamTarget } from './stream.js';
 
 export interface FleetOptions {
@@ -97,14 +97,6 @@ export interface WindowStats {
   intervalMs: number;
 }
 
-export interface Percentiles {
-  count: number;
-  p50: number;
-  p90: number;
-  p99: number;
-  max: number;
-}
-
 export interface Detection {
   id: string;
   name: string;
@@ -125,64 +117,6 @@ const HEARTBEAT_LINE = Buffer.concat([HEARTBEAT_BODY, Buffer.from('\n')]);
 const HEARTBEAT_LINE_ACK = Buffer.from(JSON.stringify({ ...JSON.parse(HEARTBEAT_BODY.toString()), ack: true }) + '\n');
 /** As src/agent/agent.ts: one heartbeat in this many on a stream asks for an answer. */
 const ACK_EVERY = 5;
-
-export function percentiles(xs: Float64Array | number[]): Percentiles {
-  const a = Float64Array.from(xs).sort();
-  const at = (p: number) => (a.length ? a[Math.min(a.length - 1, Math.ceil(p * a.length) - 1)]! : 0);
-  return { count: a.length, p50: at(0.5), p90: at(0.9), p99: at(0.99), max: a.length ? a[a.length - 1]! : 0 };
-}
-
-/** A growable Float64Array of samples. */
-class Samples {
-  private a = new Float64Array(1 << 16);
-  n = 0;
-  push(x: number): void {
-    if (this.n === this.a.length) {
-      const b = new Float64Array(this.a.length * 2);
-      b.set(this.a);
-      this.a = b;
-    }
-    this.a[this.n++] = x;
-  }
-  take(): Float64Array {
-    const out = this.a.slice(0, this.n);
-    this.n = 0;
-    return out;
-  }
-}
-
-/** SHA-256 of a PEM certificate's DER, hex: the pin in `NX1` join tokens. */
-export function caPinOf(pem: string): string {
-  return createHash('sha256').update(new X509Certificate(pem).raw).digest('hex');
-}
-
-/** `GET /v1/join/ca` without verifying the server and without any credential. */
-export function fetchCaUnverified(server: string, timeoutMs = 10_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = https.get(new URL('/v1/join/ca', server), { rejectUnauthorized: false, agent: false, timeout: timeoutMs }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        try {
-          const ca = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { ca?: string }).ca;
-          if (res.statusCode === 200 && typeof ca === 'string') resolve(ca);
-          else reject(new Error(`GET /v1/join/ca answered HTTP ${res.statusCode}`));
-        } catch (e) {
-          reject(e as Error);
-        }
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error('GET /v1/join/ca: no answer')));
-    req.on('error', reject);
-  });
-}
-
-function parseJoinToken(token: string): { pin?: string; bearer: string } {
-  const m = /^NX1([0-9a-f]{64})::([^.:\s]+)\.(\S+)$/.exec(token.trim());
-  if (m) return { pin: m[1]!, bearer: `nxt_${m[2]}.${m[3]}` };
-  if (/^nxt_[^.\s]+\.\S+$/.test(token.trim())) return { bearer: token.trim() };
-  throw new Error('not a join token (expected NX1<pin>::<id>.<secret> or nxt_<id>.<secret>)');
-}
 
 function errorCode(err: unknown): string {
   return err instanceof HttpError ? err.code : (err as NodeJS.ErrnoException)?.code ?? 'ERROR';
