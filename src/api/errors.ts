@@ -44,7 +44,7 @@ export function toNexusError(err: FastifyError & { validation?: AjvError[]; vali
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return new NexusError('NEXUS_E_BODY_TOO_LARGE', { limit: req.routeOptions.bodyLimit ?? 0 }, { cause: err });
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new NexusError('NEXUS_E_UNSUPPORTED_MEDIA', { detail: req.headers['content-type'] ?? 'none', expected: 'application/json' }, { cause: err });
+      return new NexusError('NEXUS_E_UNSUPPORTED_MEDIA', { detail: req.headers['content-type'] ?? 'none' }, { cause: err });
   }
   if (err instanceof SyntaxError) return new NexusError('NEXUS_E_BAD_JSON', { detail: err.message }, { cause: err });
   if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {

@@ -17,7 +17,7 @@ export const ERRORS = {
   NEXUS_E_VALIDATION: { status: 400, message: 'Field {field} is invalid: {detail}.' },
   NEXUS_E_UNKNOWN_FIELD: { status: 400, message: 'Field {field} is not known here; remove it (check its spelling).' },
   NEXUS_E_BODY_TOO_LARGE: { status: 413, message: 'The request body is larger than the limit of {limit} bytes.' },
-  NEXUS_E_UNSUPPORTED_MEDIA: { status: 415, message: 'Content type {detail} is not supported here; send {expected}.' },
+  NEXUS_E_UNSUPPORTED_MEDIA: { status: 415, message: 'Content type {detail} is not supported; send application/json.' },
   NEXUS_E_NOT_FOUND: { status: 404, message: '{kind} {id} was not found.' },
   NEXUS_E_ROUTE_NOT_FOUND: { status: 404, message: 'No route {method} {url}. See GET /v1/openapi.json for the API.' },
   NEXUS_E_METHOD_NOT_ALLOWED: { status: 405, message: 'Method {method} is not allowed on {url}.' },

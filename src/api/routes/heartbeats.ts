@@ -11,13 +11,12 @@
 import type { IncomingMessage } from 'node:http';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { HeartbeatStream } from '../../cluster/heartbeat-stream.js';
 import { NexusError } from '../../errors/catalogue.js';
 import { Heartbeat, HeartbeatReply } from '../../resources/device.js';
 import { bearerOf, principalFromHeader, principalOf } from '../auth.js';
 import type { ApiContext } from '../context.js';
-import { toNexusError } from '../errors.js';
 import { IdParams } from './devices.js';
 
 /** The `Upgrade` token of the heartbeat stream. */
@@ -40,7 +39,7 @@ export function heartbeatRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy());
     upgrade(req, socket, head).catch((err: unknown) => {
-      const nerr = toNexusError(err as FastifyError, { id: 'upgrade', routeOptions: {}, headers: req.headers } as unknown as FastifyRequest);
+      const nerr = err instanceof NexusError ? err : new NexusError('NEXUS_E_INTERNAL', { detail: 'heartbeat stream upgrade' }, { cause: err });
       if (nerr.status >= 500) app.log.error({ err }, 'heartbeat stream upgrade failed');
       if (!socket.destroyed) refuse(socket, nerr);
     });
